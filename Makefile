@@ -1,0 +1,36 @@
+# Krousar — two commands on a fresh machine: `make up` and `make test`.
+SHELL := /bin/bash
+STACK := deploy/local/stack.sh
+PY := .venv/bin/python
+
+.PHONY: up down clean infra test test-unit test-integration lint format bench schemas install
+
+up:            ## install what is missing, start the stack and every service, print the URLs
+	@$(STACK) up
+
+down:          ## stop everything `make up` or `make test` started
+	@$(STACK) down
+
+clean:         ## stop everything and delete all local data (.local/)
+	@$(STACK) clean
+
+infra:         ## install what is missing and start PostgreSQL, Redis and Kafka only
+	@$(STACK) infra
+
+install:       ## install what is missing (apt packages, venv, Kafka jars), start nothing
+	@deploy/local/install.sh
+
+test: infra    ## every test: unit and integration, against the real stack
+	@.venv/bin/pytest -q -p no:cacheprovider
+
+test-unit: install  ## pure-logic tests only (no services needed)
+	@.venv/bin/pytest -q -m "not integration" libs services
+
+lint:
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	@.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+schemas: install  ## write the JSON Schema of every event to docs/events/
+	@.venv/bin/krousar write-event-schemas --out docs/events

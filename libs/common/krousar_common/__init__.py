@@ -1,0 +1,1 @@
+"""Shared plumbing of the Krousar services. Nothing service-specific lives here."""

@@ -1,0 +1,82 @@
+"""PostgreSQL: the asyncpg pool, database creation and the plain-SQL migration runner.
+
+Migrations are ``NNNN_name.sql`` files applied in order, each in its own transaction, once.
+Every service applies the common ones (outbox, inbox) and then its own folder.
+"""
+
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+import orjson
+import structlog
+
+log = structlog.get_logger("krousar.db")
+COMMON_MIGRATIONS = Path(str(resources.files("krousar_common") / "migrations"))
+# Any constant works: it only serialises migration runs of concurrent processes on one database.
+MIGRATION_LOCK_ID = 7_245_001
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(
+            json_type, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+
+
+async def ensure_database(server_url: str, name: str) -> None:
+    """Create database ``name`` on the server if it does not exist yet."""
+    conn = await asyncpg.connect(f"{server_url}/postgres")
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # created by a concurrent process between our check and our create
+    finally:
+        await conn.close()
+
+
+def migration_files(*folders: Path) -> list[tuple[str, Path]]:
+    """(name recorded in schema_migrations, path) in application order: folder by folder."""
+    files = []
+    for folder in folders:
+        files += [(f"{folder.parent.name}/{p.name}", p) for p in sorted(folder.glob("*.sql"))]
+    return files
+
+
+async def apply_migrations(conn: asyncpg.Connection, *folders: Path) -> list[str]:
+    """Apply every migration not applied yet; returns the names applied now."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    applied_now = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    try:
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for name, path in migration_files(COMMON_MIGRATIONS, *folders):
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            log.info("db.migration_applied", migration=name)
+            applied_now.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+    return applied_now
+
+
+async def migrate(server_url: str, database: str, *folders: Path) -> list[str]:
+    await ensure_database(server_url, database)
+    conn = await asyncpg.connect(f"{server_url}/{database}")
+    try:
+        return await apply_migrations(conn, *folders)
+    finally:
+        await conn.close()

@@ -1,0 +1,40 @@
+"""The CloudEvents 1.0 envelope every Krousar event travels in, plus our two extensions."""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class InvalidEvent(Exception):
+    """A message that can never be processed (bad JSON, unknown type or version, wrong types).
+
+    Consumers send such messages to the dead-letter topic and move on.
+    """
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID = Field(default_factory=uuid4)
+    source: str
+    type: str
+    specversion: Literal["1.0"] = "1.0"
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    correlation_id: str
+    schema_version: int
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "Envelope":
+        try:
+            return cls.model_validate(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValidationError, TypeError) as exc:
+            raise InvalidEvent(f"not a valid envelope: {exc}") from exc

@@ -1,0 +1,209 @@
+"""Kafka plumbing: the idempotent producer, the admin helpers and the consumer runner.
+
+The runner gives at-least-once delivery with an exactly-once *effect*: a batch of messages is
+applied in one PostgreSQL transaction (each message in a savepoint, its id claimed in the inbox),
+offsets are committed only after that transaction commits, and a message that can never be
+processed goes to ``<topic>.dlq`` with the reason, so the partition keeps moving.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import BaseModel
+
+from krousar_common import inbox, metrics
+from krousar_common.events import Envelope, InvalidEvent, decode
+
+log = structlog.get_logger("krousar.kafka")
+
+Handler = Callable[[asyncpg.Connection, Envelope, BaseModel], Awaitable[None]]
+
+
+def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    # Idempotence implies acks=all and keeps per-partition order across retries.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+async def create_topics(bootstrap: str, names: list[str], *, partitions: int, replication: int) -> list[str]:
+    """Create the topics that don't exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            new = [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing]
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # a concurrent creator won the race; the topic exists, which is what we want
+        return missing
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def wait_for_brokers(bootstrap: str, *, brokers: int, timeout: float) -> None:
+    """Return once the cluster's metadata lists ``brokers`` brokers; raise TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            if len(cluster["brokers"]) >= brokers and cluster.get("controller_id", -1) != -1:
+                return
+        except (KafkaError, OSError):
+            pass
+        finally:
+            await admin.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Kafka at {bootstrap} not ready with {brokers} broker(s) after {timeout}s")
+        await asyncio.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One subscription: what a service reads, as which group, and what it does with each event."""
+
+    topic: str
+    group: str
+    handler: Handler
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        bootstrap: str,
+        service: str,
+        batch_size: int = 500,
+    ) -> None:
+        self.spec = spec
+        self.pool = pool
+        self.producer = producer
+        self.service = service
+        self.batch_size = batch_size
+        self._stopping = asyncio.Event()
+        self.consumer = AIOKafkaConsumer(
+            spec.topic,
+            bootstrap_servers=bootstrap,
+            group_id=spec.group,
+            client_id=f"{service}-{spec.group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            # The broker's minimum: a consumer killed with -9 is replaced within seconds.
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
+        )
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, then leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        log.info("consumer.started", topic=self.spec.topic, group=self.spec.group)
+        try:
+            while not self._stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                for tp, records in batches.items():
+                    await self._process_with_retry(tp, records)
+        finally:
+            await self.consumer.stop()
+            log.info("consumer.stopped", topic=self.spec.topic, group=self.spec.group)
+
+    async def _process_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._process(tp, records)
+                return
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, KafkaError) as exc:
+                # Transient: nothing was committed, so the whole batch is applied again once
+                # the database or broker is back; the inbox turns repeats into no-ops.
+                log.warning(
+                    "consumer.transient_error", error=str(exc), retry_in=delay, partition=tp.partition
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        poison: list[tuple[ConsumerRecord, str]] = []
+        applied = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            for record in records:
+                outcome = await self._apply(conn, record)
+                if isinstance(outcome, str):
+                    poison.append((record, outcome))
+                else:
+                    applied += outcome
+        for record, reason in poison:
+            await self._dead_letter(record, reason)
+        await self.consumer.commit({tp: records[-1].offset + 1})
+        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.topic, "applied").inc(applied)
+        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.topic, "dead_lettered").inc(len(poison))
+
+    async def _apply(self, conn: asyncpg.Connection, record: ConsumerRecord) -> int | str:
+        """1 if applied, 0 if a redelivery, or the reason this message is poison."""
+        structlog.contextvars.bind_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        try:
+            envelope, event = decode(record.value)
+            structlog.contextvars.bind_contextvars(correlation_id=envelope.correlation_id)
+            async with conn.transaction():  # a savepoint: a poison message undoes only itself
+                if not await inbox.claim(conn, consumer=self.spec.group, event_id=envelope.id):
+                    return 0
+                await self.spec.handler(conn, envelope, event)
+            return 1
+        except (InvalidEvent, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            log.warning("consumer.poison_message", reason=str(exc)[:500])
+            return str(exc)
+        finally:
+            structlog.contextvars.unbind_contextvars("topic", "partition", "offset", "correlation_id")
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        headers = [
+            ("error", reason[:2000].encode()),
+            ("consumer_group", self.spec.group.encode()),
+            (
+                "original",
+                orjson.dumps({"topic": record.topic, "partition": record.partition, "offset": record.offset}),
+            ),
+        ]
+        await self.producer.send_and_wait(
+            self.spec.topic + ".dlq", value=record.value, key=record.key, headers=headers
+        )
+        metrics.DLQ_MESSAGES.labels(self.service, self.spec.topic).inc()

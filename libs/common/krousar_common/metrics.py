@@ -1,0 +1,33 @@
+"""Pipeline metrics every service exposes (declared once, low-cardinality labels).
+
+Service-specific coverage gauges live in each service's ``metrics.py``.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter(
+    "krousar_events_published_total", "Events the outbox relay published.", ["service", "topic", "type"]
+)
+EVENTS_CONSUMED = Counter(
+    "krousar_events_consumed_total",
+    "Events a consumer handled, by outcome (applied or dead_lettered).",
+    ["service", "topic", "outcome"],
+)
+DLQ_MESSAGES = Counter(
+    "krousar_dlq_messages_total", "Messages sent to a dead-letter topic.", ["service", "topic"]
+)
+OUTBOX_BACKLOG = Gauge("krousar_outbox_backlog", "Outbox rows not yet published.", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "krousar_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row.", ["service"]
+)
+CONSUMER_LAG = Gauge(
+    "krousar_consumer_lag_messages",
+    "Messages behind the end of the log, per consumed topic.",
+    ["service", "topic"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "krousar_http_request_duration_seconds",
+    "HTTP request duration by route template.",
+    ["service", "method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,1 @@
+"""Who each programme covers, with reasons; enrolment."""

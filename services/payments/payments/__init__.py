@@ -1,0 +1,1 @@
+"""Disbursement runs, payment instructions, PSP statuses and reconciliation."""

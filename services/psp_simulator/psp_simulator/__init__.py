@@ -1,0 +1,1 @@
+"""Payment service provider simulator: settles, fails or leaves unclaimed a share of instructions."""

@@ -1,0 +1,1 @@
+"""IDPoor household registry: households, members, scores, equity cards."""

@@ -1,0 +1,22 @@
+"""The registration service: ``uvicorn registration.app:create_app --factory``."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from krousar_common.web import ServiceDefinition, create_service_app
+
+from registration import api, jobs
+from registration.config import Settings
+
+DEFINITION = ServiceDefinition(
+    name="registration",
+    title="Krousar registration",
+    description="The IDPoor household registry for commune staff: households, members, scores, equity cards.",
+    routers=[api.router],
+    migrations=Path(__file__).resolve().parent.parent / "migrations",
+    on_start=[jobs.schedule],
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(DEFINITION, settings or Settings())

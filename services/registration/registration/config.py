@@ -1,0 +1,12 @@
+from krousar_common.ports import SERVICE_PORTS
+from krousar_common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore")
+
+    service_name: str = "registration"
+    port: int = SERVICE_PORTS["registration"]
+    card_valid_years: int = 3  # configurable by law's absence: DOMAIN.md §4 default
+    expiry_job_hour_utc: int = 17  # midnight in Phnom Penh (UTC+7)

@@ -1,0 +1,1 @@
+"""Programme catalogue: routine programmes, rate tables and operator-defined top-ups."""
