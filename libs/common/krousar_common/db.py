@@ -18,10 +18,18 @@ MIGRATION_LOCK_ID = 7_245_001
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for json_type in ("json", "jsonb"):
-        await conn.set_type_codec(
-            json_type, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
-        )
+    # Binary codecs: they also serve COPY, which has no text path for json in asyncpg.
+    # jsonb's binary form is a version byte (1) followed by the JSON text.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        format="binary",
+        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        decoder=lambda b: orjson.loads(b[1:]),
+    )
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", format="binary", encoder=orjson.dumps, decoder=orjson.loads
+    )
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:

@@ -77,8 +77,13 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or ".".join(str(p) for p in loc)
 
 
+def clean_message(message: str) -> str:
+    """pydantic prefixes our validators' messages with 'Value error, ': users don't need that."""
+    return message.removeprefix("Value error, ")
+
+
 def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in errors]
+    return [{"field": _field_path(tuple(e["loc"])), "message": clean_message(e["msg"])} for e in errors]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,14 +5,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from krousar_common.web import ServiceDefinition, create_service_app
 
-from registration import api, jobs
+from registration import api, geo, jobs
 from registration.config import Settings
+from registration.imports import api as imports_api
 
 DEFINITION = ServiceDefinition(
     name="registration",
     title="Krousar registration",
     description="The IDPoor household registry for commune staff: households, members, scores, equity cards.",
-    routers=[api.router],
+    routers=[api.router, geo.router, imports_api.router],
     migrations=Path(__file__).resolve().parent.parent / "migrations",
     on_start=[jobs.schedule],
 )

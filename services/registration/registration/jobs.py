@@ -8,6 +8,7 @@ from krousar_common.runtime import Runtime
 
 from registration import service
 from registration.config import Settings
+from registration.imports import jobs as imports_jobs
 
 log = structlog.get_logger("registration.jobs")
 SYSTEM = Principal(user_id="system:card-expiry", roles=frozenset({"registry_admin"}))
@@ -25,5 +26,7 @@ async def expire_cards_due(runtime: Runtime, on: date | None = None) -> int:
 
 
 async def schedule(runtime: Runtime) -> None:
+    async with runtime.transaction() as conn:
+        await imports_jobs.mark_interrupted(conn)
     # Hourly is enough for a daily rule: expiring is idempotent, and a restart catches up.
     runtime.every(3600, expire_cards_due)

@@ -50,61 +50,128 @@ def resolve_village(raw_code: str, field: str = "village_code") -> geography.Vil
 # --- registration ----------------------------------------------------------------------------
 
 
+@dataclass
+class Registration:
+    """Every row that registering one household writes, planned before anything is written."""
+
+    household: dict[str, Any]
+    members: list[dict[str, Any]]
+    assessment: dict[str, Any]
+    card: dict[str, Any] | None
+    audit: dict[str, Any]
+
+
+def score_command(command: HouseholdCreate, village: geography.Village) -> scoring.Assessment:
+    unit = geography.commune_unit(village.commune_code, commune_units())
+    model = scoring.model_for_questionnaire(geography.questionnaire_for(unit), command.interviewed_on)
+    return _score(model, command.answers, command.members, command.interviewed_on)
+
+
+def plan_registration(
+    command: HouseholdCreate,
+    village: geography.Village,
+    assessment: scoring.Assessment,
+    *,
+    actor: str,
+    possible_duplicate: bool,
+    card_number: str | None,
+    card_valid_years: int,
+) -> Registration:
+    household_id, assessment_id = uuid4(), uuid4()
+    members = [_member_row(m, household_id) for m in command.members]
+    head = next(m for m in members if m["relationship"] == "HEAD")
+    household = {
+        "household_id": household_id,
+        "village_code": village.code,
+        "commune_code": village.commune_code,
+        "district_code": village.district_code,
+        "province_code": village.province_code,
+        "interviewed_on": command.interviewed_on,
+        "identification_mode": command.identification_mode,
+        "round_no": command.round_no,
+        "questionnaire": scoring.load_model(assessment.model_id).questionnaire,
+        "possible_duplicate": possible_duplicate,
+        "head_member_id": head["member_id"],
+        "poverty_level": assessment.model_level,
+        "registered_by": actor,
+        "updated_by": actor,
+        "status": "ACTIVE",
+        "version": 1,
+    }
+    assessment_row = {
+        "assessment_id": assessment_id,
+        "household_id": household_id,
+        "assessed_on": command.interviewed_on,
+        "scoring_model": assessment.model_id,
+        "score": assessment.score,
+        "model_level": assessment.model_level,
+        "final_level": assessment.model_level,
+        "items": items_of(assessment),
+        "answers": command.answers,
+        "adjustment": None,
+        "adjustment_reason": None,
+        "created_by": actor,
+    }
+    card = (
+        None
+        if card_number is None
+        else {
+            "card_number": card_number,
+            "household_id": household_id,
+            "assessment_id": assessment_id,
+            "status": "ACTIVE",
+            "issued_on": command.interviewed_on,
+            "valid_until": cards.valid_until(command.interviewed_on, card_valid_years),
+        }
+    )
+    audit = {
+        "household_id": household_id,
+        "action": "REGISTERED",
+        "actor": actor,
+        "version": 1,
+        "details": {
+            "score": assessment.score,
+            "level": assessment.model_level,
+            "card_number": card_number,
+            "possible_duplicate": possible_duplicate,
+        },
+    }
+    return Registration(household, members, assessment_row, card, audit)
+
+
+def is_poor(level: str) -> bool:
+    return level != ev.PovertyLevel.NOT_POOR
+
+
 async def register_household(conn: asyncpg.Connection, command: HouseholdCreate, ctx: Context) -> UUID:
     village = resolve_village(command.village_code)
     ctx.actor.ensure_commune(village.commune_code)
     await _reject_held_national_ids(conn, [m.national_id for m in command.members if m.national_id])
-    unit = geography.commune_unit(village.commune_code, commune_units())
-    model = scoring.model_for_questionnaire(geography.questionnaire_for(unit), command.interviewed_on)
-    assessment = _score(model, command.answers, command.members, command.interviewed_on)
-
-    household_id = uuid4()
-    members = [_member_row(m, household_id) for m in command.members]
-    head = next(m for m in members if m["relationship"] == "HEAD")
+    assessment = score_command(command, village)
+    head = next(m for m in command.members if m.relationship == ev.Relationship.HEAD)
     duplicate = await store.head_with_same_identity_exists(
-        conn, name_km=head["name_km"], date_of_birth=head["date_of_birth"], village_code=village.code
+        conn, name_km=head.name_km, date_of_birth=head.date_of_birth, village_code=village.code
     )
-    await store.insert_row(
-        conn,
-        "households",
-        store.HOUSEHOLD_COLUMNS,
-        {
-            "household_id": household_id,
-            "village_code": village.code,
-            "commune_code": village.commune_code,
-            "district_code": village.district_code,
-            "province_code": village.province_code,
-            "interviewed_on": command.interviewed_on,
-            "identification_mode": command.identification_mode,
-            "round_no": command.round_no,
-            "questionnaire": model.questionnaire,
-            "possible_duplicate": duplicate,
-            "head_member_id": head["member_id"],
-            "poverty_level": assessment.model_level,
-            "registered_by": ctx.actor.user_id,
-            "updated_by": ctx.actor.user_id,
-        },
+    card_number = None
+    if is_poor(assessment.model_level):
+        (seq,) = await store.next_card_seqs(conn, village.code)
+        card_number = cards.card_number(village.code, seq)
+    plan = plan_registration(
+        command,
+        village,
+        assessment,
+        actor=ctx.actor.user_id,
+        possible_duplicate=duplicate,
+        card_number=card_number,
+        card_valid_years=ctx.settings.card_valid_years,
     )
-    await _insert_members(conn, members)
-    assessment_id = await _insert_assessment(
-        conn, household_id, assessment, command.answers, command.interviewed_on, ctx
-    )
-    card_number = await _issue_card_if_poor(
-        conn, household_id, village.code, assessment_id, assessment.model_level, command.interviewed_on, ctx
-    )
-    await _audit(
-        conn,
-        household_id,
-        "REGISTERED",
-        ctx,
-        1,
-        {
-            "score": assessment.score,
-            "level": assessment.model_level,
-            "card_number": card_number,
-            "possible_duplicate": duplicate,
-        },
-    )
+    household_id = plan.household["household_id"]
+    await store.insert_row(conn, "households", store.HOUSEHOLD_COLUMNS, plan.household)
+    await _insert_members(conn, plan.members)
+    await store.insert_row(conn, "assessments", store.ASSESSMENT_COLUMNS, plan.assessment)
+    if plan.card is not None:
+        await store.insert_row(conn, "cards", store.CARD_COLUMNS, plan.card)
+    await store.insert_row(conn, "audit_log", store.AUDIT_COLUMNS, plan.audit)
     await _publish(conn, ctx, ev.HouseholdRegistered(household=await load_snapshot(conn, household_id)))
     return household_id
 
@@ -546,6 +613,38 @@ async def expire_cards(conn: asyncpg.Connection, on: date, ctx: Context) -> list
         )
         expired.append(number)
     return expired
+
+
+async def reclassify_village(
+    conn: asyncpg.Connection,
+    village_code: str,
+    category: str,
+    effective_from: date,
+    reason: str,
+    ctx: Context,
+) -> int:
+    """Record the dated reclassification and re-publish every active household of the village."""
+    await store.insert_village_classification(
+        conn,
+        village_code,
+        effective_from=effective_from,
+        category=category,
+        reason=reason,
+        by=ctx.actor.user_id,
+    )
+    household_ids = await store.active_household_ids_in_village(conn, village_code)
+    for household_id in household_ids:
+        await _commit_change(
+            conn,
+            household_id,
+            ctx,
+            "VILLAGE_RECLASSIFIED",
+            {"category": category, "effective_from": str(effective_from), "reason": reason},
+            lambda s: ev.HouseholdReclassified(
+                household=s, village_code=village_code, category=category, effective_from=effective_from
+            ),
+        )
+    return len(household_ids)
 
 
 def find_card_number_problem(number: str) -> str | None:

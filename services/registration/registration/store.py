@@ -43,6 +43,8 @@ HOUSEHOLD_COLUMNS = [
     "poverty_level",
     "registered_by",
     "updated_by",
+    "status",
+    "version",
 ]
 ASSESSMENT_COLUMNS = [
     "assessment_id",
@@ -58,6 +60,7 @@ ASSESSMENT_COLUMNS = [
     "adjustment_reason",
     "created_by",
 ]
+AUDIT_COLUMNS = ["household_id", "action", "actor", "version", "details"]
 CARD_COLUMNS = ["card_number", "household_id", "assessment_id", "status", "issued_on", "valid_until"]
 
 
@@ -277,3 +280,28 @@ async def possible_duplicates(conn: asyncpg.Connection, commune_code: str) -> li
         " WHERE possible_duplicate AND status = 'ACTIVE' AND commune_code = $1 ORDER BY registered_at",
         commune_code,
     )
+
+
+async def insert_village_classification(
+    conn: asyncpg.Connection, village_code: str, *, effective_from: date, category: str, reason: str, by: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO village_classifications (village_code, effective_from, category, reason, decided_by)"
+        " VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (village_code, effective_from) DO UPDATE SET category = EXCLUDED.category,"
+        " reason = EXCLUDED.reason, decided_by = EXCLUDED.decided_by, decided_at = now()",
+        village_code,
+        effective_from,
+        category,
+        reason,
+        by,
+    )
+
+
+async def active_household_ids_in_village(conn: asyncpg.Connection, village_code: str) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT household_id FROM households WHERE village_code = $1 AND status = 'ACTIVE'"
+        " ORDER BY household_id FOR UPDATE",
+        village_code,
+    )
+    return [r["household_id"] for r in rows]

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 
 from krousar_common import topics
+from krousar_common.events import eligibility as el
 from krousar_common.events import households as hh
+from krousar_common.events import payments as pay
+from krousar_common.events import programmes as prog
 from krousar_common.events.envelope import Envelope, InvalidEvent
 
 
@@ -79,5 +82,10 @@ for _model in (
     hh.HouseholdReclassified,
 ):
     register(_model, topics.HOUSEHOLDS)
+register(prog.ProgrammeVersionPublished, topics.TOPUPS)
+register(el.EligibilityDecided, topics.DECISIONS)
+register(pay.PaymentInstructed, topics.INSTRUCTIONS)
+register(pay.PaymentStatusReported, topics.STATUSES)
+register(pay.RunStateChanged, topics.RUNS)
 
 __all__ = ["EVENT_TYPES", "Envelope", "EventType", "InvalidEvent", "decode", "make_envelope", "register"]

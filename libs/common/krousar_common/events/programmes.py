@@ -1,0 +1,11 @@
+"""Programme catalogue events (topic ``programmes.topups.v1``, key = programme code)."""
+
+from pydantic import BaseModel
+
+from krousar_common.programmes import ProgrammeVersion
+
+
+class ProgrammeVersionPublished(BaseModel):
+    """A version of a programme was seeded, activated or closed: the whole version travels."""
+
+    programme: ProgrammeVersion

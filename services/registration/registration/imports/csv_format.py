@@ -1,0 +1,206 @@
+"""The import CSV: one row per member, grouped into households by ``household_ref``.
+
+Pure parsing and validation: bytes in, household commands and errors by row and field out.
+Household and answer columns are read from a household's first row.
+"""
+
+import csv
+import io
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from krousar_common.errors import clean_message
+from pydantic import ValidationError
+
+from registration.models import HouseholdCreate
+
+HOUSEHOLD_COLUMNS = ["household_ref", "village_code", "interviewed_on", "identification_mode", "round_no"]
+ANSWER_COLUMNS = {
+    "roof": str,
+    "walls": str,
+    "floor_area_m2": float,
+    "house_condition": str,
+    "land_ha": float,
+    "cattle": int,
+    "tenure": str,
+    "earners": int,
+    "transport": str,
+    "valuables": int,
+    "food_shortage_months": int,
+    "shock_12m": bool,
+}
+MEMBER_COLUMNS = [
+    "name_km",
+    "name_latin",
+    "sex",
+    "date_of_birth",
+    "dob_estimated",
+    "relationship",
+    "national_id",
+    "has_disability",
+    "disability_card_no",
+    "lives_with_hiv",
+    "is_pregnant",
+    "expected_delivery_date",
+    "in_school",
+]
+REQUIRED_COLUMNS = [
+    "household_ref",
+    "village_code",
+    "interviewed_on",
+    "name_km",
+    "sex",
+    "date_of_birth",
+    "relationship",
+]
+ALL_COLUMNS = HOUSEHOLD_COLUMNS + list(ANSWER_COLUMNS) + MEMBER_COLUMNS
+MAX_FIELD_CHARS = 1000
+MAX_FILE_BYTES = 512 * 1024 * 1024
+TRUE_WORDS = {"true", "1", "yes", "y"}
+FALSE_WORDS = {"false", "0", "no", "n", ""}
+# Zero-width characters that copy-paste leaves in Khmer names; they would defeat duplicate checks.
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+class FileRejected(ValueError):
+    """The file as a whole can't be read (encoding, header); nothing is imported."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # 1-based line number in the file, the header being line 1
+    household_ref: str
+    field: str
+    message: str
+
+
+@dataclass
+class ParsedHousehold:
+    ref: str
+    rows: list[int]
+    command: HouseholdCreate
+
+
+def decode(raw: bytes) -> str:
+    if len(raw) > MAX_FILE_BYTES:
+        raise FileRejected(
+            f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: split the round into several files"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(
+            f"file is not UTF-8 (byte {exc.start}): save it as 'CSV UTF-8' and upload again"
+        ) from exc
+
+
+def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise FileRejected(f"missing required column(s): {', '.join(missing)}")
+    unknown = [c for c in reader.fieldnames or [] if c not in ALL_COLUMNS]
+    if unknown:
+        raise FileRejected(f"unknown column(s): {', '.join(unknown)}; see docs/registration.md#import-format")
+    try:
+        for row in reader:
+            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+    except csv.Error as exc:
+        raise FileRejected(f"line {reader.line_num}: malformed CSV ({exc})") from exc
+
+
+def parse(raw: bytes) -> tuple[list[ParsedHousehold], list[RowError]]:
+    """Every valid household, and every error by row and field. A household with any error is out."""
+    groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for line, row in read_rows(decode(raw)):
+        groups.setdefault(row["household_ref"], []).append((line, row))
+    households, errors = [], []
+    for ref, rows in groups.items():
+        parsed, problems = _parse_household(ref, rows)
+        if problems:
+            errors += problems
+        elif parsed is not None:
+            households.append(parsed)
+    return households, errors
+
+
+def _parse_household(
+    ref: str, rows: list[tuple[int, dict[str, str]]]
+) -> tuple[ParsedHousehold | None, list[RowError]]:
+    lines = [line for line, _ in rows]
+    too_long = [
+        RowError(line, ref, k, f"longer than {MAX_FIELD_CHARS} characters")
+        for line, row in rows
+        for k, v in row.items()
+        if len(v) > MAX_FIELD_CHARS
+    ]
+    if not ref:
+        return None, [RowError(line, ref, "household_ref", "is required") for line in lines]
+    if too_long:
+        return None, too_long
+    first = rows[0][1]
+    answers, errors = _answers(first, lines[0], ref)
+    body = {
+        "village_code": first["village_code"],
+        "interviewed_on": first["interviewed_on"],
+        "identification_mode": first.get("identification_mode")
+        or ("ROUND" if first.get("round_no") else "ON_DEMAND"),
+        "round_no": first.get("round_no") or None,
+        "answers": answers,
+        "members": [_member(row) for _, row in rows],
+    }
+    try:
+        return ParsedHousehold(ref, lines, HouseholdCreate.model_validate(body)), errors
+    except ValidationError as exc:
+        return None, errors + [_row_error(e, lines, ref) for e in exc.errors()]
+
+
+def _answers(row: dict[str, str], line: int, ref: str) -> tuple[dict[str, Any], list[RowError]]:
+    answers: dict[str, Any] = {}
+    errors = []
+    for column, kind in ANSWER_COLUMNS.items():
+        text = row.get(column, "")
+        if text == "":
+            continue
+        try:
+            answers[column] = _convert(text, kind)
+        except ValueError:
+            errors.append(RowError(line, ref, column, f"{text!r} is not a valid {kind.__name__}"))
+    return answers, errors
+
+
+def _convert(text: str, kind: type) -> Any:
+    if kind is bool:
+        return _boolean(text)
+    return kind(text)
+
+
+def _boolean(text: str) -> bool:
+    word = text.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(text)
+
+
+def _member(row: dict[str, str]) -> dict[str, Any]:
+    member: dict[str, Any] = {}
+    for column in MEMBER_COLUMNS:
+        text = row.get(column, "")
+        if text == "":
+            continue
+        if column in ("name_km", "name_latin"):
+            text = unicodedata.normalize("NFC", text.translate(ZERO_WIDTH))
+        member[column] = text  # pydantic parses and names the field of a bad value
+    return member
+
+
+def _row_error(error: Any, lines: list[int], ref: str) -> RowError:
+    loc = error["loc"]
+    if loc and loc[0] == "members" and len(loc) >= 3 and isinstance(loc[1], int):
+        return RowError(lines[loc[1]], ref, str(loc[2]), clean_message(error["msg"]))
+    field = ".".join(str(p) for p in loc) or "household"
+    return RowError(lines[0], ref, field, clean_message(error["msg"]))

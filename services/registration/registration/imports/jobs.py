@@ -1,0 +1,110 @@
+"""An import as a job: its row in ``imports``, its progress in Redis, its outcome."""
+
+import asyncio
+import dataclasses
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+import structlog
+from krousar_common.runtime import Runtime
+from redis.exceptions import RedisError
+
+from registration import service
+from registration.imports import csv_format
+from registration.imports.service import import_round
+
+log = structlog.get_logger("registration.imports")
+PROGRESS_TTL = 24 * 3600
+
+
+async def create(conn: asyncpg.Connection, import_id: UUID, file_name: str, user: str) -> None:
+    await conn.execute(
+        "INSERT INTO imports (import_id, file_name, status, created_by) VALUES ($1, $2, 'RUNNING', $3)",
+        import_id,
+        file_name,
+        user,
+    )
+
+
+async def get(conn: asyncpg.Connection, import_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM imports WHERE import_id = $1", import_id)
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    import_id: UUID,
+    status: str,
+    *,
+    total: int | None = None,
+    imported: int = 0,
+    errors: list[dict[str, Any]] | None = None,
+    message: str | None = None,
+) -> None:
+    errors = errors or []
+    await conn.execute(
+        "UPDATE imports SET status = $2, households_total = $3, households_imported = $4,"
+        " households_rejected = $5, errors = $6, message = $7, finished_at = now() WHERE import_id = $1",
+        import_id,
+        status,
+        total,
+        imported,
+        len({e["household_ref"] for e in errors}),
+        errors,
+        message,
+    )
+
+
+async def mark_interrupted(conn: asyncpg.Connection) -> None:
+    """At start-up: imports left RUNNING by a dead process rolled back; say so."""
+    await conn.execute(
+        "UPDATE imports SET status = 'INTERRUPTED', message = 'the service stopped during the import;"
+        " nothing of it was written: upload the file again', finished_at = now() WHERE status = 'RUNNING'"
+    )
+
+
+async def read_progress(runtime: Runtime, import_id: UUID) -> dict[str, int] | None:
+    raw = await runtime.redis.get(f"import-progress:{import_id}")
+    return orjson.loads(raw) if raw else None
+
+
+def _progress_writer(runtime: Runtime, import_id: UUID) -> Any:
+    async def write(done: int, total: int) -> None:
+        try:
+            await runtime.redis.set(
+                f"import-progress:{import_id}", orjson.dumps({"done": done, "total": total}), ex=PROGRESS_TTL
+            )
+        except RedisError:
+            pass  # progress is a convenience; the import itself does not depend on Redis
+
+    return write
+
+
+async def run_import(runtime: Runtime, import_id: UUID, raw: bytes, ctx: service.Context) -> None:
+    try:
+        parsed, errors = await asyncio.to_thread(csv_format.parse, raw)
+    except csv_format.FileRejected as exc:
+        async with runtime.transaction() as conn:
+            await finish(conn, import_id, "REJECTED", message=str(exc))
+        return
+    total = len(parsed) + len({e.household_ref for e in errors})
+    try:
+        async with runtime.transaction() as conn:
+            result = await import_round(conn, parsed, ctx, _progress_writer(runtime, import_id))
+            all_errors = [dataclasses.asdict(e) for e in errors + result.errors]
+            await finish(
+                conn, import_id, "SUCCEEDED", total=total, imported=len(result.imported), errors=all_errors
+            )
+        log.info(
+            "import.finished",
+            import_id=str(import_id),
+            imported=len(result.imported),
+            rejected_rows=len(all_errors),
+        )
+    except Exception as exc:
+        log.exception("import.failed", import_id=str(import_id))
+        async with runtime.transaction() as conn:
+            await finish(
+                conn, import_id, "FAILED", total=total, message=f"import failed, nothing written: {exc}"
+            )

@@ -1,0 +1,161 @@
+"""Import a parsed round: check every household like a single registration would, then write
+the good ones with COPY in one transaction (all or nothing) and their events via the outbox."""
+
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from krousar_common import outbox, topics
+from krousar_common.errors import ServiceError
+from krousar_common.events import households as ev
+from krousar_common.events import make_envelope
+
+from registration import service, store
+from registration.domain import cards, geography
+from registration.imports import queries
+from registration.imports.csv_format import ParsedHousehold, RowError
+
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+@dataclass
+class Checked:
+    parsed: ParsedHousehold
+    village: geography.Village
+    assessment: Any
+
+
+@dataclass
+class ImportResult:
+    imported: list[UUID] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def check_household(parsed: ParsedHousehold, ctx: service.Context) -> Checked | RowError:
+    """The checks of a single registration that need no database: village, scope, answers."""
+    line, ref = parsed.rows[0], parsed.ref
+    try:
+        village = service.resolve_village(parsed.command.village_code)
+        ctx.actor.ensure_commune(village.commune_code)
+        return Checked(parsed, village, service.score_command(parsed.command, village))
+    except ServiceError as exc:
+        errors = exc.extra.get("errors") or [{"field": exc.field or "household", "message": exc.detail}]
+        return RowError(
+            line, ref, errors[0]["field"].removeprefix("answers."), "; ".join(e["message"] for e in errors)
+        )
+
+
+def national_id_conflicts(checked: list[Checked], held: dict[str, UUID]) -> dict[str, RowError]:
+    """Households (by ref) whose national ID is held elsewhere or appears twice in the file."""
+    in_file = Counter(m.national_id for c in checked for m in c.parsed.command.members if m.national_id)
+    conflicts = {}
+    for c in checked:
+        for member in c.parsed.command.members:
+            nid = member.national_id
+            if nid and nid in held:
+                message = f"national ID {nid} already belongs to active household {held[nid]}"
+            elif nid and in_file[nid] > 1:
+                message = f"national ID {nid} appears in more than one household of this file"
+            else:
+                continue
+            conflicts[c.parsed.ref] = RowError(c.parsed.rows[0], c.parsed.ref, "national_id", message)
+    return conflicts
+
+
+async def import_round(
+    conn: asyncpg.Connection, parsed: list[ParsedHousehold], ctx: service.Context, progress: Progress
+) -> ImportResult:
+    result = ImportResult()
+    checked = []
+    for item in parsed:
+        outcome = check_household(item, ctx)
+        (result.errors.append if isinstance(outcome, RowError) else checked.append)(outcome)
+    held = await store.households_holding_national_ids(
+        conn, [m.national_id for c in checked for m in c.parsed.command.members if m.national_id]
+    )
+    conflicts = national_id_conflicts(checked, held)
+    result.errors += conflicts.values()
+    good = [c for c in checked if c.parsed.ref not in conflicts]
+    await progress(0, len(good))
+    plans = await _plan(conn, good, ctx)
+    await _write(conn, plans, ctx, progress)
+    result.imported = [p.household["household_id"] for p in plans]
+    return result
+
+
+async def _plan(
+    conn: asyncpg.Connection, good: list[Checked], ctx: service.Context
+) -> list[service.Registration]:
+    heads = [_head_key(c) for c in good]
+    existing = await queries.existing_heads(conn, heads)
+    seen_in_file = Counter(heads)
+    card_numbers = await _reserve_card_numbers(conn, good)
+    return [
+        service.plan_registration(
+            c.parsed.command,
+            c.village,
+            c.assessment,
+            actor=ctx.actor.user_id,
+            possible_duplicate=head in existing or seen_in_file[head] > 1,
+            card_number=card_numbers.get(c.parsed.ref),
+            card_valid_years=ctx.settings.card_valid_years,
+        )
+        for c, head in zip(good, heads, strict=True)
+    ]
+
+
+def _head_key(checked: Checked) -> tuple[str, Any, str]:
+    head = next(m for m in checked.parsed.command.members if m.relationship == ev.Relationship.HEAD)
+    return head.name_km, head.date_of_birth, checked.village.code
+
+
+async def _reserve_card_numbers(conn: asyncpg.Connection, good: list[Checked]) -> dict[str, str]:
+    """One sequence reservation per village for all its poor households (refs → card numbers)."""
+    poor_by_village: dict[str, list[str]] = defaultdict(list)
+    for c in good:
+        if service.is_poor(c.assessment.model_level):
+            poor_by_village[c.village.code].append(c.parsed.ref)
+    last = await queries.reserve_card_seqs(conn, {v: len(refs) for v, refs in poor_by_village.items()})
+    numbers = {}
+    for village, refs in poor_by_village.items():
+        first = last[village] - len(refs) + 1
+        numbers.update({ref: cards.card_number(village, first + i) for i, ref in enumerate(refs)})
+    return numbers
+
+
+CHUNK = 5000
+
+
+async def _write(
+    conn: asyncpg.Connection, plans: list[service.Registration], ctx: service.Context, progress: Progress
+) -> None:
+    classifications = await queries.classifications_of(conn, {p.household["village_code"] for p in plans})
+    topic = ctx.settings.topic(topics.HOUSEHOLDS.name)
+    for start in range(0, len(plans), CHUNK):
+        chunk = plans[start : start + CHUNK]
+        await store.copy_rows(conn, "households", store.HOUSEHOLD_COLUMNS, [p.household for p in chunk])
+        await store.copy_rows(conn, "members", store.MEMBER_COLUMNS, [m for p in chunk for m in p.members])
+        await store.copy_rows(conn, "assessments", store.ASSESSMENT_COLUMNS, [p.assessment for p in chunk])
+        await store.copy_rows(conn, "cards", store.CARD_COLUMNS, [p.card for p in chunk if p.card])
+        await store.copy_rows(conn, "audit_log", store.AUDIT_COLUMNS, [p.audit for p in chunk])
+        await outbox.enqueue_many(conn, [(topic, _event(p, classifications, ctx)) for p in chunk])
+        await progress(start + len(chunk), len(plans))
+
+
+def _event(plan: service.Registration, classifications: dict[str, list[Any]], ctx: service.Context) -> Any:
+    snapshot = service.snapshot_from_rows(
+        plan.household,
+        plan.members,
+        plan.assessment,
+        plan.card,
+        classifications.get(plan.household["village_code"], []),
+    )
+    return make_envelope(
+        ev.HouseholdRegistered(household=snapshot),
+        source="krousar/registration",
+        subject=str(snapshot.household_id),
+        correlation_id=ctx.correlation_id,
+    )
