@@ -3,7 +3,11 @@
 Service-specific coverage gauges live in each service's ``metrics.py``.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 EVENTS_PUBLISHED = Counter(
     "krousar_events_published_total", "Events the outbox relay published.", ["service", "topic", "type"]
@@ -31,3 +35,32 @@ HTTP_REQUEST_DURATION = Histogram(
     ["service", "method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+class DatabaseGauges:
+    """Gauges whose values are read from a service's database by a periodic job.
+
+    The whole family is replaced on each refresh, so a label set that disappeared from the
+    database disappears from /metrics too, and the numbers are right again right after a restart.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labels: list[str], registry: CollectorRegistry = REGISTRY
+    ):
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self._values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def replace(self, rows: Iterable[tuple[Sequence[Any], float]]) -> None:
+        self._values = {tuple(str(v) for v in labels): float(value) for labels, value in rows}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in self._values.items():
+            family.add_metric(list(labels), value)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.name, self.documentation, labels=self.labels)

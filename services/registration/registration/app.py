@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from krousar_common.web import ServiceDefinition, create_service_app
 
-from registration import api, geo, jobs
+from registration import api, geo, jobs, metrics
 from registration.config import Settings
 from registration.imports import api as imports_api
 
@@ -15,7 +15,7 @@ DEFINITION = ServiceDefinition(
     description="The IDPoor household registry for commune staff: households, members, scores, equity cards.",
     routers=[api.router, geo.router, imports_api.router],
     migrations=Path(__file__).resolve().parent.parent / "migrations",
-    on_start=[jobs.schedule],
+    on_start=[jobs.schedule, metrics.schedule],
 )
 
 

@@ -1,0 +1,74 @@
+"""Registry metrics: coverage gauges read from the database, import counters."""
+
+from datetime import UTC, date, datetime
+
+from krousar_common.metrics import DatabaseGauges
+from krousar_common.runtime import Runtime
+from prometheus_client import Counter, Histogram
+
+HOUSEHOLDS = DatabaseGauges(
+    "krousar_registry_households",
+    "Active registered households by province, poverty level, card status and sex of the head.",
+    ["province", "poverty_level", "card_status", "head_sex"],
+)
+MEMBERS = DatabaseGauges(
+    "krousar_registry_members",
+    "Current members of active households by province and sex.",
+    ["province", "sex"],
+)
+VULNERABLE_MEMBERS = DatabaseGauges(
+    "krousar_registry_vulnerable_members",
+    "Current members of active households by province and vulnerable category (today's ages).",
+    ["province", "category"],
+)
+IMPORT_HOUSEHOLDS = Counter(
+    "krousar_registry_import_households_total", "Households in imported files by outcome.", ["outcome"]
+)
+IMPORT_DURATION = Histogram(
+    "krousar_registry_import_duration_seconds",
+    "Duration of bulk imports.",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600),
+)
+
+HOUSEHOLDS_SQL = """
+SELECT h.province_code, coalesce(h.poverty_level, 'NONE'), coalesce(c.status, 'NONE'), head.sex, count(*)
+FROM households h
+JOIN members head ON head.member_id = h.head_member_id
+LEFT JOIN LATERAL (
+    SELECT status FROM cards WHERE household_id = h.household_id ORDER BY created_at DESC LIMIT 1
+) c ON true
+WHERE h.status = 'ACTIVE'
+GROUP BY 1, 2, 3, 4
+"""
+MEMBERS_SQL = """
+SELECT h.province_code, m.sex, count(*) FROM members m JOIN households h USING (household_id)
+WHERE m.active GROUP BY 1, 2
+"""
+# HIV appears only here, at province level (DOMAIN.md §2: never below province in metrics).
+VULNERABLE_SQL = """
+SELECT h.province_code,
+       count(*) FILTER (WHERE m.date_of_birth > $1::date - interval '5 years'),
+       count(*) FILTER (WHERE m.date_of_birth <= $1::date - interval '60 years'),
+       count(*) FILTER (WHERE m.has_disability),
+       count(*) FILTER (WHERE m.lives_with_hiv)
+FROM members m JOIN households h USING (household_id)
+WHERE m.active GROUP BY 1
+"""
+CATEGORIES = ("child_under_5", "elderly_60_plus", "disability", "hiv")
+
+
+async def refresh(runtime: Runtime) -> None:
+    today: date = datetime.now(UTC).date()
+    async with runtime.pool.acquire() as conn:
+        households = await conn.fetch(HOUSEHOLDS_SQL)
+        members = await conn.fetch(MEMBERS_SQL)
+        vulnerable = await conn.fetch(VULNERABLE_SQL, today)
+    HOUSEHOLDS.replace((tuple(r[:4]), r[4]) for r in households)
+    MEMBERS.replace((tuple(r[:2]), r[2]) for r in members)
+    VULNERABLE_MEMBERS.replace(
+        ((r[0], category), r[i + 1]) for r in vulnerable for i, category in enumerate(CATEGORIES)
+    )
+
+
+async def schedule(runtime: Runtime) -> None:
+    runtime.every(15, refresh)
