@@ -10,6 +10,7 @@ Usage: ``python -m registration.synthetic OUT.csv --households 705487 --seed 202
 
 import argparse
 import csv
+import random
 import sys
 import time
 import unicodedata
@@ -26,8 +27,15 @@ from typing import Any, NamedTuple
 
 from krousar_common.events.households import PovertyLevel
 
-from registration.domain.geography import commune_unit, list_communes, list_districts, list_villages
-from registration.domain.geography import list_provinces, load_commune_units, questionnaire_for
+from registration.domain.geography import (
+    commune_unit,
+    list_communes,
+    list_districts,
+    list_provinces,
+    list_villages,
+    load_commune_units,
+    questionnaire_for,
+)
 from registration.domain.scoring import (
     ChoiceQuestion,
     DependencyRatio,
@@ -240,13 +248,12 @@ def villages_by_province() -> dict[str, tuple[tuple[str, Questionnaire], ...]]:
     return result
 
 
-def _birth_days(interviewed_on: date, oldest: int = 100) -> list[tuple[int, list[str]]]:
-    """For each age on the interview day, (first ordinal, ISO dates) of the birthdays giving it."""
-    by_age: list[tuple[int, list[str]]] = [(0, []) for _ in range(oldest + 1)]
+def _birth_days(interviewed_on: date, oldest: int = 100) -> list[list[str]]:
+    """For each age on the interview day, the ISO dates of birth that give it (as scoring counts)."""
+    by_age: list[list[str]] = [[] for _ in range(oldest + 1)]
     day = interviewed_on
     while (age := age_on(day, interviewed_on)) <= oldest:
-        first, days = by_age[age]
-        by_age[age] = (day.toordinal(), [day.isoformat(), *days]) if days else (day.toordinal(), [day.isoformat()])
+        by_age[age].append(day.isoformat())
         day -= timedelta(days=1)
     return by_age
 
@@ -271,8 +278,6 @@ MemberSpec = tuple[str, str, int]  # relationship, sex, age
 
 class _Generator:
     def __init__(self, seed: int, interviewed_on: date, poor_share: float) -> None:
-        import random
-
         self.rng = random.Random(seed)
         self.random = self.rng.random
         self.day = interviewed_on.isoformat()
@@ -313,7 +318,8 @@ class _Generator:
         people = [("HEAD", head_sex, head_age)]
         mother_age = head_age if head_sex == "F" else head_age - 4
         if size > 1 and self.random() < (WIFE_OF_MALE_HEAD if head_sex == "M" else HUSBAND_OF_FEMALE_HEAD):
-            spouse_age = max(18, head_age - self.between(0, 8) if head_sex == "M" else head_age + self.between(0, 6))
+            gap = -self.between(0, 8) if head_sex == "M" else self.between(0, 6)  # husbands are older
+            spouse_age = max(18, head_age + gap)
             people.append(("SPOUSE", "F" if head_sex == "M" else "M", spouse_age))
             mother_age = spouse_age if head_sex == "M" else head_age
         if len(people) < size and head_age < 60 and self.random() < PARENT:
@@ -344,7 +350,7 @@ class _Generator:
     def birth_date(self, age: int) -> tuple[str, str]:
         if age >= 40 and self.random() < DOB_ESTIMATED_40:
             return f"{self.estimated_year - age}-07-01", "true"
-        return self.pick(self.births[age][1]), ""
+        return self.pick(self.births[age]), ""
 
     def in_school(self, age: int) -> bool:
         if age < 6:
@@ -352,7 +358,9 @@ class _Generator:
         share = IN_SCHOOL[6 if age < 15 else 15 if age < 18 else 18 if age < 23 else 23]
         return self.random() < share
 
-    def member_row(self, spec: MemberSpec, family: tuple[str, str], in_school: bool) -> tuple[list[str], int, int]:
+    def member_row(
+        self, spec: MemberSpec, family: tuple[str, str], in_school: bool
+    ) -> tuple[list[str], int, int]:
         relationship, sex, age = spec
         given = self.pick(FEMALE_NAMES if sex == "F" else MALE_NAMES)
         dob, estimated = self.birth_date(age)
@@ -387,11 +395,15 @@ class _Generator:
 
     # answers
 
-    def derived_points(self, questionnaire: Questionnaire, people: list[MemberSpec], schooling: list[bool]) -> int:
+    def derived_points(
+        self, questionnaire: Questionnaire, people: list[MemberSpec], schooling: list[bool]
+    ) -> int:
         ratio, school = self.derived[questionnaire]
         ages = [age for _, _, age in people]
         working = sum(ratio.working_age_from <= age <= ratio.working_age_to for age in ages)
-        out = any(school.age_from <= a <= school.age_to and not s for a, s in zip(ages, schooling, strict=True))
+        out = any(
+            school.age_from <= a <= school.age_to and not s for a, s in zip(ages, schooling, strict=True)
+        )
         return _ratio_points(ratio, len(ages) - working, working) + (school.points if out else 0)
 
     def answers(self, model: _Model, level: PovertyLevel, size: int, derived: int) -> list[str]:
@@ -460,17 +472,18 @@ class _Generator:
     def rows(
         self, prefix: list[str], answers: list[str], people: list[MemberSpec], schooling: list[bool]
     ) -> tuple[list[list[str]], int, int]:
-        head_family = self.pick(FAMILY_NAMES)
-        children_family = head_family
+        families = [self.pick(FAMILY_NAMES) for _ in people]
+        father = (
+            families[1]
+            if people[0][1] == "F" and len(people) > 1 and people[1][0] == "SPOUSE"
+            else families[0]
+        )
         rows, disabled, hiv = [], 0, 0
-        for spec, in_school in zip(people, schooling, strict=True):
-            relationship = spec[0]
-            family = head_family if relationship in ("HEAD", "CHILD") else self.pick(FAMILY_NAMES)
-            if relationship == "CHILD":
-                family = children_family
-            elif relationship == "SPOUSE" and spec[1] == "M":
-                children_family = family  # children take their father's family name
-            member, is_disabled, has_hiv = self.member_row(spec, family, in_school)
+        for spec, family, in_school in zip(people, families, schooling, strict=True):
+            # Children take their father's family name; everyone else keeps their own.
+            member, is_disabled, has_hiv = self.member_row(
+                spec, father if spec[0] == "CHILD" else family, in_school
+            )
             rows.append(prefix + (answers if not rows else self.blank_answers) + member)
             disabled += is_disabled
             hiv += has_hiv
@@ -562,7 +575,9 @@ def format_stats(stats: Stats) -> str:
     for name, target in CASELOAD_SHARES.items():
         count = getattr(stats, name)
         lines.append(f"{name:<16} {count:>10,}   {count / people:7.3%} of members (caseload {target:.3%})")
-    lines.append(f"female-headed    {stats.female_headed:>10,}   {stats.female_headed / max(stats.households, 1):.1%}")
+    lines.append(
+        f"female-headed    {stats.female_headed:>10,}   {stats.female_headed / max(stats.households, 1):.1%}"
+    )
     lines.append(f"urban            {stats.urban:>10,}   {stats.urban / max(stats.households, 1):.1%}")
     lines.append("by level         " + ", ".join(f"{k} {v:,}" for k, v in sorted(stats.by_level.items())))
     lines.append("by province      " + ", ".join(f"{k} {v:,}" for k, v in sorted(stats.by_province.items())))
@@ -570,7 +585,9 @@ def format_stats(stats: Stats) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m registration.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m registration.synthetic", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("out", type=Path, help="CSV file to write")
     parser.add_argument("--households", type=int, default=705_487)
     parser.add_argument("--seed", type=int, default=2023)
@@ -579,12 +596,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     stats = write_csv(
-        args.out, args.households, seed=args.seed, interviewed_on=args.interviewed_on, poor_share=args.poor_share
+        args.out,
+        args.households,
+        seed=args.seed,
+        interviewed_on=args.interviewed_on,
+        poor_share=args.poor_share,
     )
     elapsed = time.perf_counter() - started
     print(format_stats(stats))
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:,.1f} MiB) in {elapsed:.1f} s"
-          f" ({stats.households / max(elapsed, 1e-9):,.0f} households/s)")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 2**20:,.1f} MiB) in {elapsed:.1f} s"
+        f" ({stats.households / max(elapsed, 1e-9):,.0f} households/s)"
+    )
 
 
 # Rows are assembled positionally: fail at import, not with a silently shifted file.
@@ -593,7 +616,10 @@ _MEMBER_ORDER = [
     "has_disability", "disability_card_no", "lives_with_hiv", "is_pregnant", "expected_delivery_date",
     "in_school",
 ]  # fmt: skip
-if _MEMBER_ORDER != MEMBER_COLUMNS or ALL_COLUMNS != HOUSEHOLD_COLUMNS + list(ANSWER_COLUMNS) + MEMBER_COLUMNS:
+if (
+    _MEMBER_ORDER != MEMBER_COLUMNS
+    or HOUSEHOLD_COLUMNS + list(ANSWER_COLUMNS) + MEMBER_COLUMNS != ALL_COLUMNS
+):
     raise ImportError("registration.synthetic is out of step with the import CSV columns")
 _NAME_TABLES = (FAMILY_NAMES, MALE_NAMES, FEMALE_NAMES)
 if any(unicodedata.normalize("NFC", km) != km for table in _NAME_TABLES for km, _ in table):

@@ -1,0 +1,39 @@
+from datetime import timedelta
+
+import pytest
+from krousar_common.auth import Principal, decode_token, mint_token
+from krousar_common.errors import Forbidden, Unauthorized
+
+SECRET = "test-secret-of-at-least-thirty-two-bytes!"
+
+
+def test_token_round_trip_keeps_roles_and_communes() -> None:
+    token = mint_token(
+        SECRET, user_id="u1", roles=["commune_staff"], communes=["120101"], ttl=timedelta(hours=1)
+    )
+
+    principal = decode_token(SECRET, token)
+
+    assert principal == Principal("u1", frozenset({"commune_staff"}), frozenset({"120101"}))
+
+
+def test_expired_and_forged_tokens_are_rejected() -> None:
+    expired = mint_token(SECRET, user_id="u1", roles=["viewer"], ttl=timedelta(seconds=-1))
+    forged = mint_token(
+        "another-secret-of-at-least-thirty-two-bytes", user_id="u1", roles=["viewer"], ttl=timedelta(hours=1)
+    )
+
+    with pytest.raises(Unauthorized, match="expired"):
+        decode_token(SECRET, expired)
+    with pytest.raises(Unauthorized, match="invalid"):
+        decode_token(SECRET, forged)
+
+
+def test_commune_scope() -> None:
+    staff = Principal("u1", frozenset({"commune_staff"}), frozenset({"120101", "05"}))
+
+    staff.ensure_commune("120101")
+    staff.ensure_commune("050102")  # a province code covers all its communes
+    with pytest.raises(Forbidden):
+        staff.ensure_commune("120102")
+    Principal("admin", frozenset({"registry_admin"})).ensure_commune("250101")
