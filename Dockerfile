@@ -25,7 +25,7 @@ RUN set -eu; \
     for dir in libs/* services/*; do \
       if [ -f "$dir/pyproject.toml" ]; then set -- "$@" -e "$dir"; fi; \
     done; \
-    pip install --no-deps "$@"
+    pip install "$@"
 
 RUN useradd --system --no-create-home --uid 10001 krousar
 USER krousar

@@ -12,9 +12,10 @@ start_one() {
   [[ -f "$ROOT/services/$name/$name/app.py" ]] || { log "$name: not built yet, skipped"; return 0; }
   if is_running "$name"; then log "$name already running"; return 0; fi
   log "starting $name on 127.0.0.1:$port"
-  (cd "$ROOT" && nohup "$VENV/bin/uvicorn" "$name.app:create_app" --factory --host 127.0.0.1 --port "$port" \
-    --no-access-log --log-level warning >> "$LOGS/$name.log" 2>&1 &
-   echo $! > "$RUN/$name.pid")
+  cd "$ROOT"
+  nohup "$VENV/bin/uvicorn" "$name.app:create_app" --factory --host 127.0.0.1 --port "$port" \
+    --no-access-log --log-level warning >> "$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/$name.pid"
 }
 
 wait_ready() {

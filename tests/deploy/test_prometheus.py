@@ -44,7 +44,7 @@ EXPOSED_SUFFIXES = {
 # prometheus_client's classes, their *MetricFamily forms for custom collectors, and the project's
 # wrappers named after them (krousar_common.metrics.DatabaseGauges).
 DECLARATION = re.compile(
-    r"\b[A-Z]?\w*?(Counter|GaugeHistogram|Gauge|Histogram|Summary|Info|Enum|StateSet)s?(?:MetricFamily)?\(\s*"
+    r"\b\w*?(Counter|GaugeHistogram|Gauge|Histogram|Summary|Info|Enum|StateSet)s?(?:MetricFamily)?\(\s*"
     r"(?:name\s*=\s*)?[\"']([a-zA-Z_:][a-zA-Z0-9_:]*)[\"']"
 )
 PROMQL_KEYWORDS = {

@@ -38,3 +38,44 @@ async def eligibility(stack: TestStack) -> AsyncIterator[ServiceProcess]:
     service = await ServiceProcess("eligibility", stack, ELIGIBILITY_CONSUMER_BATCH_SIZE="5").start()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+async def topups(stack: TestStack) -> AsyncIterator[ServiceProcess]:
+    service = await ServiceProcess("topups", stack).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+async def psp_simulator(stack: TestStack) -> AsyncIterator[ServiceProcess]:
+    # Shares far from the defaults (95/3/2) so a handful of payments shows every outcome, half
+    # the statuses reported twice, and delays short enough to reconcile a run in seconds.
+    service = await ServiceProcess(
+        "psp_simulator",
+        stack,
+        PSP_DATABASE=stack.database("psp_simulator"),
+        PSP_PAID_SHARE="0.5",
+        PSP_FAILED_SHARE="0.3",
+        PSP_DUPLICATE_SHARE="0.5",
+        PSP_SETTLE_DELAY_SECONDS="0.2",
+        PSP_UNCLAIMED_DELAY_SECONDS="1",
+        PSP_REPORT_INTERVAL_SECONDS="0.2",
+        PSP_SEED=f"test-{stack.run_id}",
+    ).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+async def payments(stack: TestStack) -> AsyncIterator[ServiceProcess]:
+    # Small instruction batches make "killed in the middle of instructing" easy to reach.
+    service = await ServiceProcess(
+        "payments",
+        stack,
+        PAYMENTS_INSTRUCTION_BATCH_SIZE="50",
+        PAYMENTS_RESUME_INTERVAL_SECONDS="1",
+        PAYMENTS_RECONCILE_INTERVAL_SECONDS="0.5",
+    ).start()
+    yield service
+    service.stop()

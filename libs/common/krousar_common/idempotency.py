@@ -20,6 +20,8 @@ from krousar_common.errors import Conflict, InvalidInput
 log = structlog.get_logger("krousar.idempotency")
 TTL_SECONDS = 24 * 3600
 PENDING = b"pending"
+# A retried write needs these as much as the body (the ETag is the next If-Match).
+REPLAYED_HEADERS = ("etag", "location")
 
 
 def _redis_key(request: Request, principal: Principal, key: str) -> str:
@@ -53,7 +55,12 @@ async def idempotent(
     if response.status_code >= 500:
         await _forget(redis, redis_key)
         return response
-    stored = {"fingerprint": fingerprint, "status": response.status_code, "body": orjson.loads(response.body)}
+    stored = {
+        "fingerprint": fingerprint,
+        "status": response.status_code,
+        "body": orjson.loads(response.body),
+        "headers": {k: v for k, v in response.headers.items() if k in REPLAYED_HEADERS},
+    }
     try:
         await redis.set(redis_key, orjson.dumps(stored), ex=TTL_SECONDS)
     except RedisError as exc:
@@ -69,7 +76,8 @@ def _replay(stored: bytes | None, fingerprint: str) -> JSONResponse:
         raise InvalidInput(
             "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
         )
-    return JSONResponse(first["body"], status_code=first["status"], headers={"Idempotent-Replayed": "true"})
+    headers = {**first.get("headers", {}), "Idempotent-Replayed": "true"}
+    return JSONResponse(first["body"], status_code=first["status"], headers=headers)
 
 
 async def _forget(redis: object, redis_key: str) -> None:

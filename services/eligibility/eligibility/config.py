@@ -8,3 +8,11 @@ class Settings(ServiceSettings):
 
     service_name: str = "eligibility"
     port: int = SERVICE_PORTS["eligibility"]
+    pwyc_code: str = "PWYC"  # the programme whose conditions health staff record
+    decider_batch_size: int = 1000  # queued households decided per transaction
+    evaluation_batch_size: int = 2000  # households per transaction in a full re-evaluation
+    clock_check_seconds: float = 600  # how often the daily job looks whether the day changed
+    coverage_refresh_seconds: float = 30
+    # False: decide and store, publish nothing. For a rehearsal (a day held in the past) or a
+    # replay check next to the live service: payments must not see its decisions.
+    publish_decisions: bool = True

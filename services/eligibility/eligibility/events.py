@@ -1,26 +1,79 @@
-"""What eligibility consumes: the registry's household events into its projection."""
+"""What eligibility consumes: household snapshots, programme versions and who was paid.
+
+Handlers only update projections and say what must be decided again (the queue for households, an
+evaluation run for a programme): the deciding itself is batched (``evaluation.py``).
+"""
 
 import asyncpg
 from krousar_common import topics
 from krousar_common.events import Envelope
 from krousar_common.events.households import HouseholdEvent
+from krousar_common.events.payments import PaymentInstructed, PaymentStatus, PaymentStatusReported
+from krousar_common.events.programmes import ProgrammeVersionPublished
 from krousar_common.kafka import ConsumerSpec
 from krousar_common.settings import ServiceSettings
 from pydantic import BaseModel
 
-from eligibility import store
+from eligibility import jobs, store
 
 
 async def on_household_event(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
-    if isinstance(event, HouseholdEvent):
-        await store.upsert_household(conn, event.household)
+    if isinstance(event, HouseholdEvent) and await store.upsert_household(conn, event.household):
+        await store.queue_households(conn, [event.household.household_id])
+
+
+async def on_programme_published(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
+    if isinstance(event, ProgrammeVersionPublished) and await store.upsert_programme(conn, event.programme):
+        programme = event.programme
+        reason = f"{programme.code} v{programme.version} {programme.status}"
+        await jobs.request_run(conn, programmes=[programme.code], reason=reason, by="system:programmes")
+
+
+async def on_payment_instructed(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
+    if not isinstance(event, PaymentInstructed):
+        return
+    await store.insert_instruction(
+        conn, event.payment_id, event.household_id, event.programme_code, event.period
+    )
+    status = await conn.fetchval(
+        "SELECT status FROM payment_statuses WHERE payment_id = $1", event.payment_id
+    )
+    if status == PaymentStatus.PAID:  # the status came first (another topic, another consumer)
+        await _decide_again_if_excluding(conn, event.household_id, event.programme_code)
+
+
+async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
+    if not isinstance(event, PaymentStatusReported):
+        return
+    await store.upsert_status(conn, event.payment_id, event.household_id, event.status, event.reported_at)
+    if event.status is PaymentStatus.PAID:
+        code = await conn.fetchval(
+            "SELECT programme_code FROM payment_instructions WHERE payment_id = $1", event.payment_id
+        )
+        if code is not None:  # otherwise the instruction, when it comes, will do it
+            await _decide_again_if_excluding(conn, event.household_id, code)
+
+
+async def _decide_again_if_excluding(conn: asyncpg.Connection, household_id: object, code: str) -> None:
+    # Only a payment another programme excludes on changes a decision: don't re-decide the whole
+    # country after every national run.
+    excluded = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM programmes WHERE definition->'target'->'exclusions'"
+        " @> jsonb_build_array(jsonb_build_object('programme_code', $1::text)))",
+        code,
+    )
+    if excluded:
+        await store.queue_households(conn, [household_id])  # type: ignore[list-item]
 
 
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
+    subscriptions = [
+        (topics.HOUSEHOLDS, "eligibility.households", on_household_event),
+        (topics.TOPUPS, "eligibility.programmes", on_programme_published),
+        (topics.INSTRUCTIONS, "eligibility.payment-instructions", on_payment_instructed),
+        (topics.STATUSES, "eligibility.payment-statuses", on_payment_status),
+    ]
     return [
-        ConsumerSpec(
-            topic=settings.topic(topics.HOUSEHOLDS.name),
-            group=settings.group("eligibility.households"),
-            handler=on_household_event,
-        )
+        ConsumerSpec(topic=settings.topic(topic.name), group=settings.group(group), handler=handler)
+        for topic, group, handler in subscriptions
     ]

@@ -17,7 +17,7 @@ from registration import service, store
 from registration.models import (
     AuditEntry,
     CardAction,
-    CardRead,
+    CardLookup,
     CouncilDecision,
     HouseholdCreate,
     HouseholdPage,
@@ -318,7 +318,7 @@ async def replace_card(
     )
 
 
-@router.get("/cards/{card_number}", response_model=CardRead, tags=["cards"])
+@router.get("/cards/{card_number}", response_model=CardLookup, tags=["cards"])
 async def get_card(card_number: str, conn: Conn, principal: Reader) -> dict[str, Any]:
     """Look a card up by number; the check digit is validated before any lookup."""
     problem = service.find_card_number_problem(card_number)

@@ -1,7 +1,7 @@
 """Request and response bodies of the registration API (the commands the use cases take)."""
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from krousar_common.events.households import (
@@ -12,7 +12,17 @@ from krousar_common.events.households import (
     Relationship,
     Sex,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+
+def _not_in_future(value: date) -> date:
+    if value > date.today():
+        raise ValueError("cannot be in the future")
+    return value
+
+
+# An interview or a council decision has happened: a future date would issue a card from the future.
+PastDate = Annotated[date, AfterValidator(_not_in_future)]
 
 
 class MemberCreate(BaseModel):
@@ -56,7 +66,7 @@ class HouseholdCreate(BaseModel):
         description="8-digit village code; 7-digit codes of older exports are accepted.",
         examples=["12010101"],
     )
-    interviewed_on: date
+    interviewed_on: PastDate
     identification_mode: Literal["ROUND", "ON_DEMAND"] = "ON_DEMAND"
     round_no: int | None = Field(None, ge=1, validate_default=True)
     answers: dict[str, Any] = Field(
@@ -74,13 +84,6 @@ class HouseholdCreate(BaseModel):
         if len(ids) != len(set(ids)):
             raise ValueError("a national_id appears twice in this household")
         return members
-
-    @field_validator("interviewed_on")
-    @classmethod
-    def _not_in_future(cls, value: date) -> date:
-        if value > date.today():
-            raise ValueError("cannot be in the future")
-        return value
 
     @field_validator("round_no")
     @classmethod
@@ -118,6 +121,10 @@ class CardRead(BaseModel):
     valid_until: date
     status_reason: str | None = None
     replaced_by: str | None = None
+
+
+class CardLookup(CardRead):
+    household_id: UUID
 
 
 class ItemPoints(BaseModel):
@@ -201,7 +208,7 @@ class Withdrawal(BaseModel):
 class Reassessment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    interviewed_on: date
+    interviewed_on: PastDate
     answers: dict[str, Any]
 
 
@@ -212,7 +219,7 @@ class CouncilDecision(BaseModel):
         description="UP = one level poorer (toward POOR_1), DOWN = less poor."
     )
     reason: str = Field(min_length=10, max_length=2000, description="The council's written reason.")
-    decided_on: date
+    decided_on: PastDate
 
 
 class CardAction(BaseModel):

@@ -1,6 +1,7 @@
 """Use cases of the registry. Each takes a connection inside the caller's transaction, writes
 its state change, an audit row and its event (outbox) together, and never commits."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -190,7 +191,10 @@ async def _reject_held_national_ids(conn: asyncpg.Connection, national_ids: list
 
 
 def _score(
-    model: scoring.ScoringModel, answers: dict[str, Any], members: list[MemberCreate], interviewed_on: date
+    model: scoring.ScoringModel,
+    answers: dict[str, Any],
+    members: Sequence[scoring.Member],
+    interviewed_on: date,
 ) -> scoring.Assessment:
     present = [m for m in members if m.date_of_birth <= interviewed_on]
     try:
@@ -430,9 +434,13 @@ async def reassess(
     ctx: Context,
 ) -> int:
     household = await _lock_for_change(conn, household_id, expected_version, ctx)
-    present = [m for m in await store.get_members(conn, household_id) if m["left_on"] is None]
+    present = [
+        scoring.MemberFacts(m["date_of_birth"], m["in_school"])
+        for m in await store.get_members(conn, household_id)
+        if m["left_on"] is None
+    ]
     model = scoring.model_for_questionnaire(household["questionnaire"], interviewed_on)
-    assessment = _score(model, answers, present, interviewed_on)  # type: ignore[arg-type]
+    assessment = _score(model, answers, present, interviewed_on)
     assessment_id = await _insert_assessment(conn, household_id, assessment, answers, interviewed_on, ctx)
     card_number = await _renew_card(
         conn, household, assessment_id, assessment.model_level, interviewed_on, ctx

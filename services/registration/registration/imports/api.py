@@ -51,6 +51,7 @@ async def upload(
         raise InvalidInput("the request body must be the CSV file", field="body")
     try:
         text = csv_format.decode(raw)
+        csv_format.check_header(text)
     except csv_format.FileRejected as exc:
         raise InvalidInput(str(exc), field="body") from exc
     import_id = uuid4()

@@ -96,14 +96,23 @@ def decode(raw: bytes) -> str:
         ) from exc
 
 
-def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+def check_columns(columns: list[str]) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise FileRejected(f"missing required column(s): {', '.join(missing)}")
-    unknown = [c for c in reader.fieldnames or [] if c not in ALL_COLUMNS]
+    unknown = [c for c in columns if c not in ALL_COLUMNS]
     if unknown:
         raise FileRejected(f"unknown column(s): {', '.join(unknown)}; see docs/registration.md#import-format")
+
+
+def check_header(text: str) -> None:
+    """The header alone, so that an unusable file is refused at upload, before any job starts."""
+    check_columns(next(csv.reader([text.partition("\n")[0]]), []))
+
+
+def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    check_columns(list(reader.fieldnames or []))
     try:
         for row in reader:
             yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}

@@ -1,0 +1,257 @@
+"""Calculating a run: the latest decision of every household for the programme, read in batches
+in household order, through the one benefit calculator, written with COPY.
+
+The whole calculation is one transaction: a process killed half-way leaves the run DRAFT with
+no line, and the resume job calculates it again. Only one calculation per (programme, period)
+runs at a time: the Redis lock says so quickly, a PostgreSQL advisory lock says so for certain,
+and the unique index on live payment lines would refuse a second payment anyway.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+from krousar_common.events.payments import RunState
+from krousar_common.programmes import ProgrammeVersion
+from krousar_common.runtime import Runtime
+
+from payments import domain, metrics, progress, service, store
+from payments.config import Settings
+from payments.errors import WrongState
+
+log = structlog.get_logger("payments.calculation")
+SYSTEM = "system:payments"
+TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a calculation needs to know of its run."""
+
+    run_id: UUID
+    programme_code: str
+    period: str
+    rules_day: date
+
+    @classmethod
+    def of(cls, run: asyncpg.Record) -> "RunSpec":
+        return cls(run["run_id"], run["programme_code"], run["period"], run["rules_day"])
+
+
+@dataclass
+class Batch:
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    left_out: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def lock_for(runtime: Runtime, run: Mapping[str, Any]) -> progress.CalculationLock:
+    settings: Settings = runtime.settings  # type: ignore[assignment]
+    return progress.CalculationLock(
+        runtime.redis, run["programme_code"], run["period"], run["run_id"], settings.calculation_lock_seconds
+    )
+
+
+async def claim_lock(runtime: Runtime, run: Mapping[str, Any]) -> progress.CalculationLock:
+    """Take the Redis lock of the run's (programme, period), or 409 while another run calculates.
+
+    A lock left behind by a run that is no longer DRAFT (its process died before releasing it)
+    is released rather than waited out.
+    """
+    lock = lock_for(runtime, run)
+    if await lock.acquire() is not False:
+        return lock
+    holder = await lock.holder()
+    if holder is not None:
+        async with runtime.pool.acquire() as conn:
+            held_by = await store.get_run(conn, UUID(holder))
+        if held_by is not None and held_by["state"] == RunState.DRAFT:
+            raise service.calculation_running(run["programme_code"], run["period"], holder)
+        await lock.release(holder)
+    if await lock.acquire() is False:
+        raise service.calculation_running(run["programme_code"], run["period"], await lock.holder())
+    return lock
+
+
+async def calculate_run(runtime: Runtime, run_id: UUID) -> None:
+    """Calculate a DRAFT run unless another process is at it; a run that can't be calculated is
+    cancelled with the reason (a transient failure leaves it DRAFT for the resume job)."""
+    async with runtime.pool.acquire() as conn:
+        run = await store.get_run(conn, run_id)
+    if run is None or run["state"] != RunState.DRAFT:
+        return
+    lock = lock_for(runtime, run)
+    if await lock.acquire() is False and await lock.holder() != str(run_id):
+        return  # another run of this programme and period holds the lock
+    renewing = asyncio.create_task(_keep_renewed(lock))
+    try:
+        with metrics.CALCULATION_DURATION.time():
+            await _calculate(runtime, RunSpec.of(run), run["programme_version"])
+    except WrongState:
+        log.info("calculation.cancelled_meanwhile", run_id=str(run_id))
+    except TRANSIENT as exc:
+        log.warning("calculation.interrupted", run_id=str(run_id), error=str(exc))
+    except Exception as exc:
+        log.exception("calculation.failed", run_id=str(run_id))
+        await _abandon(runtime, run_id, exc)
+    finally:
+        renewing.cancel()
+        await lock.release()
+
+
+async def _keep_renewed(lock: progress.CalculationLock) -> None:
+    while True:
+        await asyncio.sleep(max(lock.ttl / 3, 1))
+        await lock.renew()
+
+
+async def _calculate(runtime: Runtime, run: RunSpec, version: int) -> None:
+    ctx = service.Context(SYSTEM, f"calculation-{run.run_id}", runtime.settings)  # type: ignore[arg-type]
+    async with runtime.transaction() as conn:
+        if not await store.try_transaction_lock(conn, f"calculation:{run.programme_code}:{run.period}"):
+            return
+        current = await store.get_run(conn, run.run_id)
+        if current is None or current["state"] != RunState.DRAFT:
+            return
+        programme = await service.load_programme(conn, run.programme_code, version)
+        history = await load_history(conn, programme, run.period)
+        totals = await _calculate_batches(runtime, conn, run, programme, history)
+        await service.move(
+            conn,
+            run.run_id,
+            RunState.DRAFT,
+            RunState.CALCULATED,
+            ctx,
+            households=totals.total_households,
+            lines=totals.lines,
+            amount_riel=totals.total_amount,
+            households_left_out=sum(totals.left_out.values()),
+            totals=totals.rows(),
+            left_out_reasons=dict(totals.left_out.most_common()),
+        )
+    log.info(
+        "calculation.finished",
+        run_id=str(run.run_id),
+        households=totals.total_households,
+        amount_riel=totals.total_amount,
+    )
+
+
+async def load_history(conn: asyncpg.Connection, programme: ProgrammeVersion, period: str) -> domain.History:
+    """Earlier lines of this (programme, period) and the households other programmes' payments exclude."""
+    history = domain.History()
+    for row in await store.lines_of_period(conn, programme.code, period):
+        pair = (row["household_id"], row["component"])
+        history.attempts[pair] += 1
+        if row["status"] in domain.LIVE_STATUSES:
+            history.live[pair] = row["status"]
+    for exclusion in programme.target.exclusions_for(period):
+        paid_in = [
+            p
+            for p in await store.periods_paid(conn, exclusion.programme_code)
+            if exclusion.covers(exclusion.programme_code, p)
+        ]
+        for household_id in await store.households_paid(
+            conn, exclusion.programme_code, paid_in, domain.PAID_STATUSES
+        ):
+            history.excluded.setdefault(household_id, exclusion.programme_code)
+    return history
+
+
+async def _calculate_batches(
+    runtime: Runtime,
+    conn: asyncpg.Connection,
+    run: RunSpec,
+    programme: ProgrammeVersion,
+    history: domain.History,
+) -> domain.Totals:
+    settings: Settings = runtime.settings  # type: ignore[assignment]
+    total = await store.count_decisions(conn, run.programme_code)
+    totals = domain.Totals()
+    done, after = 0, None
+    await progress.report(runtime.redis, run.run_id, "CALCULATING", 0, total)
+    while rows := await store.fetch_decisions(
+        conn, run.programme_code, after=after, limit=settings.calculation_batch_size
+    ):
+        # The calculator is CPU work: in a thread, the event loop keeps answering meanwhile.
+        batch = await asyncio.to_thread(assess_batch, programme, run, history, rows, totals)
+        await store.copy_lines(conn, batch.lines)
+        await store.copy_left_out(conn, batch.left_out)
+        done, after = done + len(rows), rows[-1]["household_id"]
+        await progress.report(runtime.redis, run.run_id, "CALCULATING", done, total)
+        metrics.HOUSEHOLDS_CALCULATED.inc(len(rows))
+    return totals
+
+
+def assess_batch(
+    programme: ProgrammeVersion,
+    run: RunSpec,
+    history: domain.History,
+    rows: list[asyncpg.Record],
+    totals: domain.Totals,
+) -> Batch:
+    batch = Batch()
+    for row in rows:
+        candidate = domain.Candidate(
+            row["household_id"], row["eligible"], row["reasons"], row["snapshot"], row["enrolment"]
+        )
+        outcome = domain.assess(programme, run.period, run.rules_day, candidate, history)
+        if isinstance(outcome, domain.LeftOut):
+            reason = str(outcome.reason)  # a plain str: StrEnum keys don't serialise as json keys
+            batch.left_out.append((run.run_id, outcome.household_id, reason, outcome.detail))
+            totals.left_out[reason] += 1
+        else:
+            totals.add(outcome)
+            batch.lines += line_rows(run, outcome)
+    return batch
+
+
+def line_rows(run: RunSpec, planned: domain.Planned) -> list[tuple[Any, ...]]:
+    """Rows of payment_lines (store.LINE_COLUMNS order) for a household the run pays."""
+    household = planned.household
+    return [
+        (
+            domain.payment_id(
+                run.programme_code, run.period, household.household_id, line.component, attempt
+            ),
+            run.run_id,
+            run.programme_code,
+            run.period,
+            household.household_id,
+            str(line.component),
+            attempt,
+            line.amount_riel,
+            [t._asdict() for t in line.terms],
+            line.explanation,
+            household.province_code,
+            household.commune_code,
+            household.village_code,
+            planned.location_category,
+            str(household.poverty_level),
+            planned.payee.name,
+            planned.payee.channel,
+            planned.payee.account,
+            "CALCULATED",
+        )
+        for line, attempt in planned.lines
+    ]
+
+
+async def _abandon(runtime: Runtime, run_id: UUID, error: Exception) -> None:
+    ctx = service.Context(SYSTEM, f"calculation-{run_id}", runtime.settings)  # type: ignore[arg-type]
+    with contextlib.suppress(WrongState):
+        async with runtime.transaction() as conn:
+            await service.move(
+                conn,
+                run_id,
+                RunState.DRAFT,
+                RunState.CANCELLED,
+                ctx,
+                cancelled_by=SYSTEM,
+                cancel_reason=f"calculation failed: {type(error).__name__}: {error}"[:1000],
+            )

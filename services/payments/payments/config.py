@@ -1,0 +1,24 @@
+from krousar_common.ports import SERVICE_PORTS
+from krousar_common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore")
+
+    service_name: str = "payments"
+    port: int = SERVICE_PORTS["payments"]
+    # Households calculated, and lines instructed, per step: one COPY and one outbox COPY per step.
+    calculation_batch_size: int = 5000
+    instruction_batch_size: int = 5000
+    # The Redis lock of a calculation expires this long after its last renewal (a dead process's
+    # lock frees itself); the PostgreSQL guards hold regardless.
+    calculation_lock_seconds: int = 60
+    # How often unfinished work (a calculation or instruction cut short by a restart) is resumed,
+    # and how often instructed runs are checked for reconciliation.
+    resume_interval_seconds: float = 5.0
+    reconcile_interval_seconds: float = 2.0
+    # The paying account named in bank exports (ISO 20022 pain.001 debtor).
+    debtor_name: str = "Ministry of Economy and Finance, Cambodia"
+    debtor_account: str = "KROUSAR-DISBURSEMENT-KHR"
+    debtor_agent: str = "NATIONAL-BANK-OF-CAMBODIA"

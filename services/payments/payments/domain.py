@@ -1,0 +1,260 @@
+"""Pure logic of a payment run: which households a run pays, which it leaves out and why, the
+payment ids, the totals and the run's state machine. No I/O, no async."""
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from krousar_common.benefits import PaymentLine, calculate, card_active_on
+from krousar_common.events.households import HouseholdSnapshot, HouseholdStatus
+from krousar_common.events.payments import PaymentStatus, RunState
+from krousar_common.programmes import ProgrammeVersion
+
+# payment_id = uuid5(PAYMENT_NAMESPACE, "programme|period|household|component|attempt"): the same
+# line always gets the same id, and a retry after a failure (attempt 2) gets a new one.
+PAYMENT_NAMESPACE = uuid.UUID("6f1c1d2e-6b1a-4e51-9d0c-4b7279757361")
+
+# Lines that hold their (programme, period, household, component): the household is paid, being
+# paid, or was given the money and left it unclaimed. FAILED and CANCELLED lines do not.
+LIVE_STATUSES = ("CALCULATED", "INSTRUCTED", "PAID", "UNCLAIMED")
+# A household counts as "paid by" another programme (exclusions) once its payment is on its way.
+PAID_STATUSES = ("INSTRUCTED", "PAID")
+FINAL_STATUSES = frozenset(PaymentStatus)
+
+
+class LeftOutReason(StrEnum):
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    HOUSEHOLD_WITHDRAWN = "HOUSEHOLD_WITHDRAWN"
+    CARD_NOT_ACTIVE = "CARD_NOT_ACTIVE"
+    NOT_ENROLLED = "NOT_ENROLLED"
+    LEVEL_NOT_TARGETED = "LEVEL_NOT_TARGETED"
+    LOCATION_NOT_TARGETED = "LOCATION_NOT_TARGETED"
+    AREA_NOT_TARGETED = "AREA_NOT_TARGETED"
+    ALREADY_PAID = "ALREADY_PAID"
+    IN_ANOTHER_RUN = "IN_ANOTHER_RUN"
+    NOTHING_PAYABLE = "NOTHING_PAYABLE"
+    CALCULATION_ERROR = "CALCULATION_ERROR"
+
+
+def excluded_reason(programme_code: str) -> str:
+    return f"EXCLUDED_BY_{programme_code}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A household's latest decision for the programme, as the projection holds it."""
+
+    household_id: UUID
+    eligible: bool
+    reasons: list[str]
+    snapshot_json: str
+    enrolment: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    household_id: UUID
+    reason: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payee:
+    name: str
+    channel: str
+    account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A household the run pays: its lines (with their attempt numbers) and where it lives."""
+
+    household: HouseholdSnapshot
+    lines: list[tuple[PaymentLine, int]]
+    payee: Payee
+    location_category: str
+
+    @property
+    def amount_riel(self) -> int:
+        return sum(line.amount_riel for line, _ in self.lines)
+
+
+@dataclass
+class History:
+    """What earlier runs did for this (programme, period), and who other programmes paid.
+
+    ``live`` maps (household, component) to the status of the line that holds it; ``attempts``
+    counts every earlier line of the pair; ``excluded`` maps households to the programme whose
+    payment excludes them from this one.
+    """
+
+    live: dict[tuple[UUID, str], str] = field(default_factory=dict)
+    attempts: Counter[tuple[UUID, str]] = field(default_factory=Counter)
+    excluded: dict[UUID, str] = field(default_factory=dict)
+
+
+def payment_id(programme_code: str, period: str, household_id: UUID, component: str, attempt: int) -> UUID:
+    return uuid.uuid5(PAYMENT_NAMESPACE, f"{programme_code}|{period}|{household_id}|{component}|{attempt}")
+
+
+def payee_of(household: HouseholdSnapshot, enrolment: dict[str, Any] | None) -> Payee:
+    """The enrolled payee; without an enrolment (a programme that needs none), the head by name."""
+    if enrolment is not None:
+        return Payee(enrolment["payee_name"], enrolment.get("channel") or "WING", enrolment.get("account"))
+    head = next((m for m in household.members if m.member_id == household.head_member_id), None)
+    return Payee(head.name_km if head else str(household.household_id), "WING", None)
+
+
+def assess(
+    programme: ProgrammeVersion, key: str, day: date, candidate: Candidate, history: History
+) -> Planned | LeftOut:
+    """Pay the household or say why not. The decision is eligibility's; the checks that depend on
+    the period's first day (card, location, members) are made again here, on that day, because
+    the latest decision may have been made for another day."""
+    if not candidate.eligible:
+        reason = candidate.reasons[0] if candidate.reasons else LeftOutReason.NOT_ELIGIBLE
+        return LeftOut(candidate.household_id, reason, ", ".join(candidate.reasons) or None)
+    household = HouseholdSnapshot.model_validate_json(candidate.snapshot_json)
+    refusal = _target_refusal(programme, key, day, household, candidate.enrolment, history)
+    if refusal is not None:
+        return LeftOut(candidate.household_id, *refusal)
+    try:
+        lines = calculate(programme, household, key)
+    except ValueError as exc:
+        return LeftOut(candidate.household_id, LeftOutReason.CALCULATION_ERROR, str(exc)[:500])
+    if not lines:
+        return LeftOut(candidate.household_id, LeftOutReason.NOTHING_PAYABLE)
+    return _plan(household, lines, candidate.enrolment, day, history)
+
+
+def _target_refusal(
+    programme: ProgrammeVersion,
+    key: str,
+    day: date,
+    household: HouseholdSnapshot,
+    enrolment: dict[str, Any] | None,
+    history: History,
+) -> tuple[str, str | None] | None:
+    target = programme.target
+    if household.status != HouseholdStatus.ACTIVE:
+        return LeftOutReason.HOUSEHOLD_WITHDRAWN, None
+    if target.requires_active_card and not card_active_on(household, day):
+        return LeftOutReason.CARD_NOT_ACTIVE, _card_detail(household, day)
+    if target.requires_enrolment and enrolment is None:
+        return LeftOutReason.NOT_ENROLLED, None
+    if household.poverty_level not in target.poverty_levels:
+        return LeftOutReason.LEVEL_NOT_TARGETED, str(household.poverty_level)
+    if household.location_category_on(day) not in target.location_categories:
+        return LeftOutReason.LOCATION_NOT_TARGETED, str(household.location_category_on(day))
+    if not target.covers_area(household.province_code, household.commune_code):
+        return LeftOutReason.AREA_NOT_TARGETED, household.commune_code
+    excluded_by = history.excluded.get(household.household_id)
+    if excluded_by is not None:
+        return excluded_reason(excluded_by), f"paid by {excluded_by}; excluded from {programme.code} {key}"
+    return None
+
+
+def _card_detail(household: HouseholdSnapshot, day: date) -> str:
+    card = household.card
+    if card is None:
+        return "no equity card"
+    return f"card {card.card_number} {card.status}, valid {card.issued_on}..{card.valid_until}, not on {day}"
+
+
+def _plan(
+    household: HouseholdSnapshot,
+    lines: list[PaymentLine],
+    enrolment: dict[str, Any] | None,
+    day: date,
+    history: History,
+) -> Planned | LeftOut:
+    held = [history.live.get((household.household_id, line.component)) for line in lines]
+    to_pay = [
+        (line, history.attempts[household.household_id, line.component] + 1)
+        for line, status in zip(lines, held, strict=True)
+        if status is None
+    ]
+    if not to_pay:
+        reason = LeftOutReason.IN_ANOTHER_RUN if "CALCULATED" in held else LeftOutReason.ALREADY_PAID
+        return LeftOut(household.household_id, reason, ", ".join(sorted({str(s) for s in held})))
+    category = household.location_category_on(day)
+    return Planned(household, to_pay, payee_of(household, enrolment), str(category))
+
+
+# --- totals ----------------------------------------------------------------------------------------
+
+GroupKey = tuple[str, str, str]  # province, location category, poverty level
+
+
+@dataclass
+class Totals:
+    households: Counter[GroupKey] = field(default_factory=Counter)
+    amount: Counter[GroupKey] = field(default_factory=Counter)
+    left_out: Counter[str] = field(default_factory=Counter)
+    lines: int = 0
+
+    def add(self, planned: Planned) -> None:
+        key = (
+            planned.household.province_code,
+            planned.location_category,
+            str(planned.household.poverty_level),
+        )
+        self.households[key] += 1
+        self.amount[key] += planned.amount_riel
+        self.lines += len(planned.lines)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [self._row(key) for key in sorted(self.households)]
+
+    def _row(self, key: GroupKey) -> dict[str, Any]:
+        province, category, level = key
+        return {
+            "province_code": province,
+            "location_category": category,
+            "poverty_level": level,
+            "households": self.households[key],
+            "amount_riel": self.amount[key],
+        }
+
+    @property
+    def total_households(self) -> int:
+        return sum(self.households.values())
+
+    @property
+    def total_amount(self) -> int:
+        return sum(self.amount.values())
+
+
+def roll_up(rows: Iterable[dict[str, Any]], dimension: str) -> list[dict[str, Any]]:
+    """Totals by one dimension (province_code, location_category or poverty_level)."""
+    households: Counter[str] = Counter()
+    amount: Counter[str] = Counter()
+    for row in rows:
+        households[row[dimension]] += row["households"]
+        amount[row[dimension]] += row["amount_riel"]
+    return [{dimension: k, "households": households[k], "amount_riel": amount[k]} for k in sorted(households)]
+
+
+# --- the run's state machine -----------------------------------------------------------------------
+
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.DRAFT: frozenset({RunState.CALCULATED, RunState.CANCELLED}),
+    RunState.CALCULATED: frozenset({RunState.APPROVED, RunState.CANCELLED}),
+    RunState.APPROVED: frozenset({RunState.INSTRUCTED}),
+    RunState.INSTRUCTED: frozenset({RunState.RECONCILED}),
+    RunState.RECONCILED: frozenset(),
+    RunState.CANCELLED: frozenset(),
+}
+
+
+def can_move(current: str, target: RunState) -> bool:
+    return target in TRANSITIONS[RunState(current)]
+
+
+def over_budget(amount_riel: int, ceiling: int | None) -> bool:
+    return ceiling is not None and amount_riel > ceiling

@@ -1,0 +1,93 @@
+"""Instructing an approved run: its lines become PaymentInstructed events, batch by batch.
+
+Each batch is one transaction that writes the events to the outbox (COPY) and marks the lines
+INSTRUCTED, so a line is instructed exactly once however often the process is killed: a batch
+either happened entirely or not at all, and the resume job carries on from the lines still
+CALCULATED. The outbox relay publishes while later batches are being written.
+"""
+
+from uuid import UUID
+
+import asyncpg
+import structlog
+from krousar_common import outbox, topics
+from krousar_common.events import Envelope, make_envelope
+from krousar_common.events.payments import PaymentInstructed, RunState
+from krousar_common.runtime import Runtime
+
+from payments import metrics, progress, service, store
+from payments.config import Settings
+
+log = structlog.get_logger("payments.instruction")
+SYSTEM = "system:payments"
+
+
+async def instruct_run(runtime: Runtime, run_id: UUID) -> None:
+    settings: Settings = runtime.settings  # type: ignore[assignment]
+    async with runtime.pool.acquire() as conn:
+        run = await store.get_run(conn, run_id)
+        if run is None or run["state"] != RunState.APPROVED:
+            return
+        done = run["lines"] - await store.count_lines(conn, run_id, "CALCULATED")
+    after: UUID | None = None
+    with metrics.INSTRUCTION_DURATION.time():
+        while True:
+            outcome = await _instruct_batch(runtime, run_id, after, settings.instruction_batch_size)
+            if outcome is None:
+                return
+            after, count = outcome
+            done += count
+            await progress.report(runtime.redis, run_id, "INSTRUCTING", done, run["lines"])
+
+
+async def _instruct_batch(
+    runtime: Runtime, run_id: UUID, after: UUID | None, limit: int
+) -> tuple[UUID | None, int] | None:
+    """Instruct the next lines after ``after``; None when there is nothing (more) to do here."""
+    ctx = service.Context(SYSTEM, f"instruction-{run_id}", runtime.settings)  # type: ignore[arg-type]
+    async with runtime.transaction() as conn:
+        # One instructing process per run: another one (a replica, or this one resumed) waits.
+        if not await store.try_transaction_lock(conn, f"instruction:{run_id}"):
+            return None
+        run = await store.get_run(conn, run_id)
+        if run is None or run["state"] != RunState.APPROVED:
+            return None
+        rows = await store.lines_to_instruct(conn, run_id, after=after, limit=limit)
+        if not rows:
+            return await _finish(conn, run, ctx)
+        envelopes = [instruction_envelope(run, row, ctx.correlation_id) for row in rows]
+        topic = ctx.settings.topic(topics.INSTRUCTIONS.name)
+        await outbox.enqueue_many(conn, [(topic, envelope) for envelope in envelopes])
+        await store.mark_instructed(conn, [r["payment_id"] for r in rows], [e.id for e in envelopes])
+    metrics.LINES_INSTRUCTED.inc(len(rows))
+    return rows[-1]["payment_id"], len(rows)
+
+
+async def _finish(
+    conn: asyncpg.Connection, run: asyncpg.Record, ctx: service.Context
+) -> tuple[UUID | None, int] | None:
+    if await store.count_lines(conn, run["run_id"], "CALCULATED"):
+        return None, 0  # lines before our starting point are left (another worker's start): go again
+    await service.move(conn, run["run_id"], RunState.APPROVED, RunState.INSTRUCTED, ctx)
+    log.info("instruction.finished", run_id=str(run["run_id"]), lines=run["lines"])
+    return None
+
+
+def instruction_envelope(run: asyncpg.Record, line: asyncpg.Record, correlation_id: str) -> Envelope:
+    event = PaymentInstructed(
+        payment_id=line["payment_id"],
+        run_id=run["run_id"],
+        household_id=line["household_id"],
+        programme_code=run["programme_code"],
+        period=run["period"],
+        component=line["component"],
+        amount_riel=line["amount_riel"],
+        payee_name=line["payee_name"],
+        channel=line["channel"],
+        account=line["account"],
+        available_from=run["available_from"],
+        claim_until=run["claim_until"],
+    )
+    return make_envelope(
+        event, source=service.SOURCE, subject=str(line["household_id"]), correlation_id=correlation_id
+    )

@@ -1,0 +1,385 @@
+"""SQL of the payments service: one function per query, the connection first, never a commit."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from krousar_common.events.eligibility import EligibilityDecided
+from krousar_common.programmes import ProgrammeVersion
+
+LINE_COLUMNS = [
+    "payment_id",
+    "run_id",
+    "programme_code",
+    "period",
+    "household_id",
+    "component",
+    "attempt",
+    "amount_riel",
+    "terms",
+    "explanation",
+    "province_code",
+    "commune_code",
+    "village_code",
+    "location_category",
+    "poverty_level",
+    "payee_name",
+    "channel",
+    "account",
+    "status",
+]
+LEFT_OUT_COLUMNS = ["run_id", "household_id", "reason", "detail"]
+RUN_COLUMNS = [
+    "run_id",
+    "programme_code",
+    "programme_version",
+    "period",
+    "rules_day",
+    "available_from",
+    "claim_until",
+    "state",
+    "budget_ceiling_riel",
+    "created_by",
+    "correlation_id",
+]
+
+
+# --- projections -----------------------------------------------------------------------------------
+
+
+async def upsert_programme_version(conn: asyncpg.Connection, programme: ProgrammeVersion) -> None:
+    await conn.execute(
+        "INSERT INTO programme_versions (code, version, status, definition) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (code, version) DO UPDATE SET status = EXCLUDED.status,"
+        " definition = EXCLUDED.definition, published_at = now()",
+        programme.code,
+        programme.version,
+        programme.status,
+        programme.model_dump(mode="json"),
+    )
+
+
+async def get_programme_versions(conn: asyncpg.Connection, code: str) -> list[asyncpg.Record]:
+    """Every version of a programme, newest first."""
+    return await conn.fetch(
+        "SELECT version, status, definition FROM programme_versions WHERE code = $1 ORDER BY version DESC",
+        code,
+    )
+
+
+async def upsert_decision(
+    conn: asyncpg.Connection, decision: EligibilityDecided, household: dict[str, Any]
+) -> None:
+    """Keep the latest decision: one decided earlier and delivered late never overwrites it."""
+    snapshot = decision.household
+    await conn.execute(
+        "INSERT INTO decisions (programme_code, household_id, programme_version, eligible, reasons,"
+        " effective_on, decided_at, household_version, province_code, commune_code, snapshot, enrolment)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (programme_code, household_id) DO UPDATE SET"
+        " programme_version = EXCLUDED.programme_version, eligible = EXCLUDED.eligible,"
+        " reasons = EXCLUDED.reasons, effective_on = EXCLUDED.effective_on,"
+        " decided_at = EXCLUDED.decided_at, household_version = EXCLUDED.household_version,"
+        " province_code = EXCLUDED.province_code, commune_code = EXCLUDED.commune_code,"
+        " snapshot = EXCLUDED.snapshot, enrolment = EXCLUDED.enrolment"
+        " WHERE decisions.decided_at <= EXCLUDED.decided_at",
+        decision.programme_code,
+        decision.household_id,
+        decision.programme_version,
+        decision.eligible,
+        decision.reasons,
+        decision.effective_on,
+        decision.decided_at,
+        snapshot.version,
+        snapshot.province_code,
+        snapshot.commune_code,
+        household,
+        decision.enrolment.model_dump(mode="json") if decision.enrolment else None,
+    )
+
+
+async def count_decisions(conn: asyncpg.Connection, programme_code: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM decisions WHERE programme_code = $1", programme_code)
+
+
+async def fetch_decisions(
+    conn: asyncpg.Connection, programme_code: str, *, after: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    """The next page of decisions in household id order (keyset paging: no OFFSET)."""
+    return await conn.fetch(
+        "SELECT household_id, eligible, reasons, snapshot::text AS snapshot, enrolment FROM decisions"
+        " WHERE programme_code = $1 AND ($2::uuid IS NULL OR household_id > $2)"
+        " ORDER BY household_id LIMIT $3",
+        programme_code,
+        after,
+        limit,
+    )
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+async def insert_run(conn: asyncpg.Connection, run: dict[str, Any]) -> None:
+    placeholders = ", ".join(f"${i}" for i in range(1, len(RUN_COLUMNS) + 1))
+    await conn.execute(
+        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({placeholders})",
+        *[run.get(c) for c in RUN_COLUMNS],
+    )
+
+
+async def get_run(
+    conn: asyncpg.Connection, run_id: UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM runs WHERE run_id = $1{lock}", run_id)
+
+
+async def get_calculating_run(conn: asyncpg.Connection, programme_code: str, period: str) -> UUID | None:
+    return await conn.fetchval(
+        "SELECT run_id FROM runs WHERE programme_code = $1 AND period = $2 AND state = 'DRAFT'",
+        programme_code,
+        period,
+    )
+
+
+async def list_runs(
+    conn: asyncpg.Connection, *, filters: dict[str, Any], before: datetime | None, limit: int
+) -> list[asyncpg.Record]:
+    clauses, args = [], []
+    for column, value in filters.items():
+        args.append(value)
+        clauses.append(f"{column} = ${len(args)}")
+    if before is not None:
+        args.append(before)
+        clauses.append(f"created_at < ${len(args)}")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    args.append(limit)
+    return await conn.fetch(f"SELECT * FROM runs{where} ORDER BY created_at DESC LIMIT ${len(args)}", *args)
+
+
+async def runs_in_state(conn: asyncpg.Connection, state: str) -> list[UUID]:
+    return [r["run_id"] for r in await conn.fetch("SELECT run_id FROM runs WHERE state = $1", state)]
+
+
+async def move_run(
+    conn: asyncpg.Connection, run_id: UUID, *, from_states: Sequence[str], to: str, **columns: Any
+) -> asyncpg.Record | None:
+    """Change the run's state if it is in one of ``from_states``; None when it was not."""
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=4))
+    sets = f", {sets}" if sets else ""
+    return await conn.fetchrow(
+        f"UPDATE runs SET state = $2{sets} WHERE run_id = $1 AND state = ANY($3::text[]) RETURNING *",
+        run_id,
+        to,
+        list(from_states),
+        *columns.values(),
+    )
+
+
+async def cancel_lines(conn: asyncpg.Connection, run_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE payment_lines SET status = 'CANCELLED', status_at = now()"
+        " WHERE run_id = $1 AND status = 'CALCULATED'",
+        run_id,
+    )
+
+
+async def try_transaction_lock(conn: asyncpg.Connection, name: str) -> bool:
+    """A PostgreSQL advisory lock held until the transaction ends; False when someone holds it."""
+    return await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", name)
+
+
+# --- payment lines ---------------------------------------------------------------------------------
+
+
+async def copy_lines(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        await conn.copy_records_to_table("payment_lines", records=rows, columns=LINE_COLUMNS)
+
+
+async def copy_left_out(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        await conn.copy_records_to_table("left_out", records=rows, columns=LEFT_OUT_COLUMNS)
+
+
+async def lines_of_period(conn: asyncpg.Connection, programme_code: str, period: str) -> list[asyncpg.Record]:
+    """Every earlier line of this (programme, period), any status: what a new run must respect."""
+    return await conn.fetch(
+        "SELECT household_id, component, status FROM payment_lines WHERE programme_code = $1 AND period = $2",
+        programme_code,
+        period,
+    )
+
+
+async def periods_paid(conn: asyncpg.Connection, programme_code: str) -> list[str]:
+    return [
+        r["period"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT period FROM payment_lines WHERE programme_code = $1", programme_code
+        )
+    ]
+
+
+async def households_paid(
+    conn: asyncpg.Connection, programme_code: str, periods: list[str], statuses: Sequence[str]
+) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT household_id FROM payment_lines"
+        " WHERE programme_code = $1 AND period = ANY($2::text[]) AND status = ANY($3::text[])",
+        programme_code,
+        periods,
+        list(statuses),
+    )
+    return [r["household_id"] for r in rows]
+
+
+async def lines_to_instruct(
+    conn: asyncpg.Connection, run_id: UUID, *, after: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account"
+        " FROM payment_lines WHERE run_id = $1 AND ($2::uuid IS NULL OR payment_id > $2)"
+        " AND status = 'CALCULATED' ORDER BY payment_id LIMIT $3",
+        run_id,
+        after,
+        limit,
+    )
+
+
+async def mark_instructed(
+    conn: asyncpg.Connection, payment_ids: list[UUID], instruction_ids: list[UUID]
+) -> None:
+    await conn.execute(
+        "UPDATE payment_lines p SET status = 'INSTRUCTED', instruction_id = i.instruction_id,"
+        " instructed_at = now()"
+        " FROM unnest($1::uuid[], $2::uuid[]) AS i(payment_id, instruction_id)"
+        " WHERE p.payment_id = i.payment_id AND p.status = 'CALCULATED'",
+        payment_ids,
+        instruction_ids,
+    )
+
+
+async def count_lines(conn: asyncpg.Connection, run_id: UUID, status: str) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM payment_lines WHERE run_id = $1 AND status = $2", run_id, status
+    )
+
+
+async def apply_status(
+    conn: asyncpg.Connection, payment_id: UUID, *, status: str, reason: str | None, at: datetime
+) -> bool:
+    """Record the PSP's final word on an instructed line; False when the line had one already."""
+    updated = await conn.fetchval(
+        "UPDATE payment_lines SET status = $2, status_reason = $3, status_at = $4"
+        " WHERE payment_id = $1 AND status = 'INSTRUCTED' RETURNING true",
+        payment_id,
+        status,
+        reason,
+        at,
+    )
+    return bool(updated)
+
+
+async def get_line_status(conn: asyncpg.Connection, payment_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT status FROM payment_lines WHERE payment_id = $1", payment_id)
+
+
+async def runs_fully_reported(conn: asyncpg.Connection) -> list[UUID]:
+    """Instructed runs of which no line still waits for the PSP's status."""
+    rows = await conn.fetch(
+        "SELECT run_id FROM runs r WHERE state = 'INSTRUCTED' AND NOT EXISTS"
+        " (SELECT 1 FROM payment_lines l WHERE l.run_id = r.run_id AND l.status = 'INSTRUCTED')"
+    )
+    return [r["run_id"] for r in rows]
+
+
+async def status_counts(conn: asyncpg.Connection, run_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT status, count(*) AS lines, count(DISTINCT household_id) AS households,"
+        " sum(amount_riel)::bigint AS amount_riel FROM payment_lines WHERE run_id = $1 GROUP BY status",
+        run_id,
+    )
+
+
+async def list_lines(
+    conn: asyncpg.Connection,
+    run_id: UUID,
+    *,
+    filters: dict[str, Any],
+    after: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    args: list[Any] = [run_id, after, limit]
+    clauses = ""
+    for column, value in filters.items():
+        args.append(value)
+        clauses += f" AND {column} = ${len(args)}"
+    return await conn.fetch(
+        "SELECT * FROM payment_lines WHERE run_id = $1 AND ($2::uuid IS NULL OR payment_id > $2)"
+        f"{clauses} ORDER BY payment_id LIMIT $3",
+        *args,
+    )
+
+
+async def list_left_out(
+    conn: asyncpg.Connection, run_id: UUID, *, reason: str | None, after: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT household_id, reason, detail FROM left_out WHERE run_id = $1"
+        " AND ($2::text IS NULL OR reason = $2) AND ($3::uuid IS NULL OR household_id > $3)"
+        " ORDER BY household_id LIMIT $4",
+        run_id,
+        reason,
+        after,
+        limit,
+    )
+
+
+async def household_payments(conn: asyncpg.Connection, household_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM payment_lines WHERE household_id = $1 ORDER BY period, component, attempt",
+        household_id,
+    )
+
+
+async def household_left_out(conn: asyncpg.Connection, household_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT l.run_id, r.programme_code, r.period, l.reason, l.detail FROM left_out l"
+        " JOIN runs r USING (run_id) WHERE l.household_id = $1 ORDER BY r.period, r.created_at",
+        household_id,
+    )
+
+
+async def reconciliation_rows(conn: asyncpg.Connection, run_id: UUID) -> list[asyncpg.Record]:
+    """Expected, paid, failed, unclaimed and pending riel and households by province, location
+    category and poverty level."""
+    measures = ", ".join(
+        f"coalesce(sum(amount_riel) FILTER (WHERE {cond}), 0)::bigint AS {name}_riel,"
+        f" count(DISTINCT household_id) FILTER (WHERE {cond}) AS {name}_households"
+        for name, cond in RECONCILIATION_MEASURES.items()
+    )
+    return await conn.fetch(
+        f"SELECT province_code, location_category, poverty_level, {measures}"
+        " FROM payment_lines WHERE run_id = $1 AND status <> 'CANCELLED'"
+        " GROUP BY province_code, location_category, poverty_level"
+        " ORDER BY province_code, location_category, poverty_level",
+        run_id,
+    )
+
+
+RECONCILIATION_MEASURES = {
+    "expected": "true",
+    "paid": "status = 'PAID'",
+    "failed": "status = 'FAILED'",
+    "unclaimed": "status = 'UNCLAIMED'",
+    "pending": "status IN ('CALCULATED', 'INSTRUCTED')",
+}
+
+
+EXPORT_SQL = (
+    "SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account,"
+    " province_code, commune_code, village_code, explanation, status FROM payment_lines"
+    " WHERE run_id = $1 AND status <> 'CANCELLED' ORDER BY payment_id"
+)
