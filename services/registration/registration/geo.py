@@ -78,7 +78,9 @@ async def villages(commune_code: str) -> list[geography.Place]:
 @router.get("/villages/{village_code}", response_model=VillageRead)
 async def village(village_code: str, conn: Conn) -> dict[str, Any]:
     """A village with its commune unit, today's location category and every reclassification."""
-    found = service.resolve_village(village_code, field="village_code")
+    found = geography.get_village(village_code)
+    if found is None:
+        raise NotFound(f"village {village_code} not found in the 2025 gazetteer")
     return await _village_view(conn, found)
 
 

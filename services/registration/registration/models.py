@@ -76,7 +76,15 @@ class HouseholdCreate(BaseModel):
 
     @field_validator("members")
     @classmethod
-    def _one_head_and_distinct_ids(cls, members: list[MemberCreate]) -> list[MemberCreate]:
+    def _one_head_and_distinct_ids(
+        cls, members: list[MemberCreate], info: ValidationInfo
+    ) -> list[MemberCreate]:
+        interviewed_on = info.data.get("interviewed_on")
+        unborn = [i for i, m in enumerate(members) if interviewed_on and m.date_of_birth > interviewed_on]
+        if unborn:
+            raise ValueError(
+                f"member {unborn[0]} was born after interviewed_on: record a birth later instead"
+            )
         heads = sum(1 for m in members if m.relationship == Relationship.HEAD)
         if heads != 1:
             raise ValueError(f"exactly one member must be HEAD, found {heads}")
