@@ -3,7 +3,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 PY := .venv/bin/python
 
-.PHONY: up down clean infra test test-unit test-integration lint format bench schemas install
+.PHONY: up down clean infra test test-unit lint format bench bench-import schemas install
 
 up:            ## install what is missing, start the stack and every service, print the URLs
 	@$(STACK) up
@@ -34,3 +34,10 @@ format:
 
 schemas: install  ## write the JSON Schema of every event to docs/events/
 	@.venv/bin/krousar write-event-schemas --out docs/events
+
+HOUSEHOLDS ?= 100000
+bench: infra   ## benchmarks at the sizes the issues name; results in docs/benchmarks.md
+	@.venv/bin/python -m bench.bench_import --households $(HOUSEHOLDS)
+
+bench-import: infra  ## only the bulk import benchmark (HOUSEHOLDS=100000)
+	@.venv/bin/python -m bench.bench_import --households $(HOUSEHOLDS)

@@ -5,8 +5,8 @@ FLOOD/INFLATION exclusion and replay into empty projections."""
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -65,12 +65,16 @@ class Decisions:
                     self.latest[key] = data
                     self.count[key] = self.count.get(key, 0) + 1
 
-    async def wait(self, household_id: str, programme: str, **expected: Any) -> dict[str, Any]:
-        """The latest decision once it has the ``expected`` fields (e.g. ``eligible=True``)."""
+    async def wait(
+        self, household_id: str, programme: str, check: Callable[[dict], bool] = bool, **expected: Any
+    ) -> dict[str, Any]:
+        """The latest decision once it has the ``expected`` fields (e.g. ``eligible=True``) and
+        passes ``check``."""
 
         async def matching() -> dict[str, Any] | None:
             found = self.latest.get((household_id, programme))
-            return found if found and all(found.get(k) == v for k, v in expected.items()) else None
+            has = found and all(found.get(k) == v for k, v in expected.items()) and check(found)
+            return found if has else None
 
         return await wait_for(
             matching, timeout=30, what=f"{programme} decision {expected} for {household_id}"
@@ -269,123 +273,14 @@ async def test_pwyc_conditions_beyond_the_maximum_are_kept_and_rejected(services
         as_viewer = await client.post(f"/v1/households/{household_id}/conditions", json=body, headers=VIEWER)
 
     assert [o["accepted"] for o in outcomes] == [True, True, True, True, False]
-    assert outcomes[0]["amount_riel"] == 80_000 and outcomes[0]["explanation"] == "80,000 = 80,000"
+    assert outcomes[0]["amount_riel"] == 80_000 and outcomes[0]["explanation"] == "1 × 80,000 = 80,000"
     assert outcomes[-1]["rejection_reason"] == "MAXIMUM_REACHED"
     assert as_viewer.status_code == 403
-    eligible = await decisions.wait(household_id, "PWYC", eligible=True)
-    assert len(eligible["conditions"]) == 5
+    eligible = await decisions.wait(household_id, "PWYC", lambda d: len(d["conditions"]) == 5, eligible=True)
+    assert eligible["enrolment"] is not None
 
 
-# --- FLOOD / INFLATION exclusion, on a rehearsal instance held at 1 December 2022 ------------------
-
-
-@contextlib.asynccontextmanager
-async def side_instance(stack: TestStack, name: str) -> AsyncIterator[ServiceProcess]:
-    """A second eligibility process with its own (fresh) database and consumer groups, deciding
-    from the same topics but publishing nothing."""
-    process = ServiceProcess(
-        "eligibility",
-        stack,
-        ELIGIBILITY_DATABASE=f"eligibility_{name}_t{stack.run_id}",
-        KROUSAR_GROUP_SUFFIX=f".{name}.t{stack.run_id}",
-        ELIGIBILITY_PUBLISH_DECISIONS="false",
-    )
-    await process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-async def publish_flood_payment(stack: TestStack, household_id: str) -> None:
-    """What payments and the PSP would publish: FLOOD_2022's December payment, PAID."""
-    payment_id, run_id = uuid.uuid4(), uuid.uuid4()
-    instructed = PaymentInstructed(
-        payment_id=payment_id,
-        run_id=run_id,
-        household_id=uuid.UUID(household_id),
-        programme_code="FLOOD_2022",
-        period="2022-12-10",
-        component="TOPUP",
-        amount_riel=112_000,
-        payee_name="សុខ ចាន់",
-        channel="WING",
-        available_from=date(2022, 12, 10),
-        claim_until=date(2023, 1, 8),
-    )
-    paid = PaymentStatusReported(
-        payment_id=payment_id,
-        run_id=run_id,
-        household_id=uuid.UUID(household_id),
-        status=PaymentStatus.PAID,
-        reported_at="2022-12-11T03:00:00Z",
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
-    await producer.start()
-    try:
-        for event in (instructed, paid):
-            envelope = make_envelope(
-                event, source="test/payments", subject=household_id, correlation_id="test"
-            )
-            topic = stack.topic(topics.INSTRUCTIONS.name if event is instructed else topics.STATUSES.name)
-            await producer.send_and_wait(topic, envelope.to_bytes(), key=household_id.encode())
-    finally:
-        await producer.stop()
-
-
-async def decision_in(
-    process: ServiceProcess, household_id: str, code: str, **expected: Any
-) -> dict[str, Any]:
-    async def matching() -> dict[str, Any] | None:
-        async with process.client() as client:
-            view = (await client.get(f"/v1/households/{household_id}/eligibility", headers=VIEWER)).json()
-        found = next((p for p in view.get("programmes", []) if p["programme_code"] == code), None)
-        stored = found and found["decision_in_force"]
-        return stored if stored and all(stored.get(k) == v for k, v in expected.items()) else None
-
-    return await wait_for(matching, timeout=30, what=f"{code} {expected} for {household_id}")
-
-
-async def test_households_paid_by_flood_in_december_are_excluded_from_inflations_first_payment(
-    stack, services
-) -> None:
-    await activate_topup(services["topups"], example_topup("FLOOD_2022"))
-    await activate_topup(services["topups"], example_topup("INFLATION_2022"))
-    in_flood_area = {"village_code": "12110101", "interviewed_on": "2022-06-01"}
-    paid_by_flood = await register(services["registration"], **in_flood_area)
-    not_paid = await register(services["registration"], **in_flood_area)
-
-    async with side_instance(stack, "rehearsal") as rehearsal:
-        async with rehearsal.client() as client:
-            held = await client.post("/v1/evaluations", json={"on": "2022-12-01"}, headers=MANAGER)
-        assert held.status_code == 202, held.text
-        for household_id in (paid_by_flood, not_paid):
-            await wait_for(lambda h=household_id: projected(rehearsal, h), what="household projected")
-            assert (await enrol(rehearsal, household_id)).status_code == 201
-        await decision_in(rehearsal, paid_by_flood, "INFLATION_2022", eligible=True, payment_key="2022-12-10")
-
-        await publish_flood_payment(stack, paid_by_flood)
-
-        excluded = await decision_in(rehearsal, paid_by_flood, "INFLATION_2022", eligible=False)
-        assert excluded["reasons"] == ["EXCLUDED_BY_FLOOD_2022"]
-        await decision_in(rehearsal, not_paid, "INFLATION_2022", eligible=True)
-        async with rehearsal.client() as client:
-            april = (
-                await client.get(
-                    f"/v1/households/{paid_by_flood}/eligibility",
-                    params={"period": "2023-04"},
-                    headers=VIEWER,
-                )
-            ).json()
-            clock = (await client.get("/v1/clock", headers=VIEWER)).json()
-        (second_payment,) = next(p for p in april["programmes"] if p["programme_code"] == "INFLATION_2022")[
-            "payments"
-        ]
-        assert second_payment["eligible"] and second_payment["payment_key"] == "2023-04-10"
-        assert (clock["day"], clock["held"]) == ("2022-12-01", True)
-
-
-# --- replay: the same topics into empty projections give the same decisions -----------------------
+# --- a second instance: replay into empty projections, then a rehearsal held at 1 December 2022 ---
 
 
 async def _quiet(conn: asyncpg.Connection) -> bool:
@@ -411,23 +306,131 @@ async def _copy_owned_state(source: asyncpg.Connection, target: asyncpg.Connecti
             await target.copy_records_to_table(table, records=[tuple(r) for r in rows], columns=columns)
 
 
-async def test_replaying_the_topics_into_empty_projections_gives_the_same_decisions(stack, services) -> None:
-    database = f"eligibility_replay_t{stack.run_id}"
+@pytest.fixture(scope="module")
+async def replica(stack: TestStack, services: dict[str, ServiceProcess]) -> AsyncIterator[ServiceProcess]:
+    """A second eligibility process on a fresh database with its own consumer groups: it reads the
+    same topics from the start, and publishes nothing (payments must not see it)."""
+    database = f"eligibility_replica_t{stack.run_id}"
     live = await stack.connect("eligibility")
     await db.migrate(stack.pg_url, database, DEFINITION.migrations)
-    replica = await asyncpg.connect(f"{stack.pg_url}/{database}")
+    target = await asyncpg.connect(f"{stack.pg_url}/{database}")
     try:
         await wait_for(lambda: _quiet(live), timeout=60, what="the live eligibility to settle")
-        await _copy_owned_state(live, replica)
-        expected = await _decisions(live)
-        assert len(expected) > 20
-
-        async with side_instance(stack, "replay"):
-
-            async def same() -> bool:
-                return await _decisions(replica) == expected
-
-            await wait_for(same, timeout=60, interval=0.5, what="the replay to reach the same decisions")
+        await _copy_owned_state(live, target)
     finally:
         await live.close()
-        await replica.close()
+        await target.close()
+    process = ServiceProcess(
+        "eligibility",
+        stack,
+        ELIGIBILITY_DATABASE=database,
+        KROUSAR_GROUP_SUFFIX=f".replica.t{stack.run_id}",
+        ELIGIBILITY_PUBLISH_DECISIONS="false",
+    )
+    await process.start()
+    yield process
+    process.stop()
+
+
+async def test_replaying_the_topics_into_empty_projections_gives_the_same_decisions(stack, replica) -> None:
+    live = await stack.connect("eligibility")
+    copy = await asyncpg.connect(f"{stack.pg_url}/eligibility_replica_t{stack.run_id}")
+    try:
+        assert len(await _decisions(live)) > 20
+
+        async def same() -> bool:
+            return await _quiet(copy) and await _decisions(copy) == await _decisions(live)
+
+        await wait_for(same, timeout=60, interval=0.5, what="the replay to reach the live decisions")
+    finally:
+        await live.close()
+        await copy.close()
+
+
+async def publish_flood_payment(stack: TestStack, household_id: str) -> None:
+    """What payments and the PSP would publish: FLOOD_2022's December payment, PAID."""
+    payment_id, run_id, household = uuid.uuid4(), uuid.uuid4(), uuid.UUID(household_id)
+    instructed = PaymentInstructed(
+        payment_id=payment_id,
+        run_id=run_id,
+        household_id=household,
+        programme_code="FLOOD_2022",
+        period="2022-12-10",
+        component="TOPUP",
+        amount_riel=112_000,
+        payee_name="សុខ ចាន់",
+        channel="WING",
+        available_from=date(2022, 12, 10),
+        claim_until=date(2023, 1, 8),
+    )
+    paid = PaymentStatusReported(
+        payment_id=payment_id,
+        run_id=run_id,
+        household_id=household,
+        status=PaymentStatus.PAID,
+        reported_at=datetime(2022, 12, 11, 3, tzinfo=UTC),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    await producer.start()
+    try:
+        for topic, event in ((topics.INSTRUCTIONS, instructed), (topics.STATUSES, paid)):
+            envelope = make_envelope(
+                event, source="test/payments", subject=household_id, correlation_id="test"
+            )
+            await producer.send_and_wait(
+                stack.topic(topic.name), envelope.to_bytes(), key=household_id.encode()
+            )
+    finally:
+        await producer.stop()
+
+
+async def decision_in(
+    process: ServiceProcess, household_id: str, code: str, **expected: Any
+) -> dict[str, Any]:
+    """The decision in force in ``process`` once it has the ``expected`` fields."""
+
+    async def matching() -> dict[str, Any] | None:
+        async with process.client() as client:
+            view = (await client.get(f"/v1/households/{household_id}/eligibility", headers=VIEWER)).json()
+        found = next((p for p in view.get("programmes", []) if p["programme_code"] == code), None)
+        stored = found and found["decision_in_force"]
+        return stored if stored and all(stored.get(k) == v for k, v in expected.items()) else None
+
+    return await wait_for(matching, timeout=30, what=f"{code} {expected} for {household_id}")
+
+
+async def test_households_paid_by_flood_in_december_are_excluded_from_inflations_first_payment(
+    stack, services, replica
+) -> None:
+    await activate_topup(services["topups"], example_topup("FLOOD_2022"))
+    await activate_topup(services["topups"], example_topup("INFLATION_2022"))
+    in_flood_area = {"village_code": "12110101", "interviewed_on": "2022-06-01"}
+    paid_by_flood = await register(services["registration"], **in_flood_area)
+    not_paid = await register(services["registration"], **in_flood_area)
+    async with replica.client() as client:
+        held = await client.post("/v1/evaluations", json={"on": "2022-12-01"}, headers=MANAGER)
+    assert held.status_code == 202, held.text
+    for household_id in (paid_by_flood, not_paid):
+        await wait_for(lambda h=household_id: projected(replica, h), what="household projected")
+        assert (await enrol(replica, household_id)).status_code == 201
+    await decision_in(replica, paid_by_flood, "INFLATION_2022", eligible=True, payment_key="2022-12-10")
+
+    await publish_flood_payment(stack, paid_by_flood)
+
+    excluded = await decision_in(replica, paid_by_flood, "INFLATION_2022", eligible=False)
+    assert excluded["reasons"] == ["EXCLUDED_BY_FLOOD_2022"]
+    await decision_in(replica, not_paid, "INFLATION_2022", eligible=True)
+    async with replica.client() as client:
+        april = await client.get(
+            f"/v1/households/{paid_by_flood}/eligibility", params={"period": "2023-04"}, headers=VIEWER
+        )
+        clock = (await client.get("/v1/clock", headers=VIEWER)).json()
+    (second,) = next(p for p in april.json()["programmes"] if p["programme_code"] == "INFLATION_2022")[
+        "payments"
+    ]
+    assert (second["payment_key"], second["eligible"], second["amount_riel"]) == (
+        "2023-04-10",
+        True,
+        99_900 + 2 * 28_000,
+    )
+    assert (clock["day"], clock["held"]) == ("2022-12-01", True)

@@ -46,12 +46,15 @@ async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event:
     if not isinstance(event, PaymentStatusReported):
         return
     await store.upsert_status(conn, event.payment_id, event.household_id, event.status, event.reported_at)
-    if event.status is PaymentStatus.PAID:
-        code = await conn.fetchval(
-            "SELECT programme_code FROM payment_instructions WHERE payment_id = $1", event.payment_id
-        )
-        if code is not None:  # otherwise the instruction, when it comes, will do it
-            await _decide_again_if_excluding(conn, event.household_id, code)
+    if event.status is not PaymentStatus.PAID:
+        return
+    code = await conn.fetchval(
+        "SELECT programme_code FROM payment_instructions WHERE payment_id = $1", event.payment_id
+    )
+    if code is None:  # not seen yet (or not committed yet): decide again to be safe
+        await store.queue_households(conn, [event.household_id])
+    else:
+        await _decide_again_if_excluding(conn, event.household_id, code)
 
 
 async def _decide_again_if_excluding(conn: asyncpg.Connection, household_id: object, code: str) -> None:

@@ -9,7 +9,7 @@ and the unique index on live payment lines would refuse a second payment anyway.
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -170,22 +170,54 @@ async def _calculate_batches(
     programme: ProgrammeVersion,
     history: domain.History,
 ) -> domain.Totals:
+    """A pipeline of three: the next page is read (another connection) and the previous batch
+    written (COPY, this transaction) while the calculator works on the current one in a thread,
+    so PostgreSQL's share of the work runs beside Python's."""
     settings: Settings = runtime.settings  # type: ignore[assignment]
-    total = await store.count_decisions(conn, run.programme_code)
     totals = domain.Totals()
-    done, after = 0, None
-    await progress.report(runtime.redis, run.run_id, "CALCULATING", 0, total)
-    while rows := await store.fetch_decisions(
-        conn, run.programme_code, after=after, limit=settings.calculation_batch_size
-    ):
-        # The calculator is CPU work: in a thread, the event loop keeps answering meanwhile.
-        batch = await asyncio.to_thread(assess_batch, programme, run, history, rows, totals)
-        await store.copy_lines(conn, batch.lines)
-        await store.copy_left_out(conn, batch.left_out)
-        done, after = done + len(rows), rows[-1]["household_id"]
-        await progress.report(runtime.redis, run.run_id, "CALCULATING", done, total)
-        metrics.HOUSEHOLDS_CALCULATED.inc(len(rows))
+    writing: asyncio.Task[None] | None = None
+    async with runtime.pool.acquire() as reader:
+        total, done = await store.count_decisions(reader, run.programme_code), 0
+        await progress.report(runtime.redis, run.run_id, "CALCULATING", 0, total)
+        try:
+            async for rows in _pages(reader, run.programme_code, settings.calculation_batch_size):
+                batch = await asyncio.to_thread(assess_batch, programme, run, history, rows, totals)
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(_write(conn, batch))
+                done += len(rows)
+                await progress.report(runtime.redis, run.run_id, "CALCULATING", done, total)
+                metrics.HOUSEHOLDS_CALCULATED.inc(len(rows))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await writing
     return totals
+
+
+async def _pages(reader: asyncpg.Connection, programme_code: str, size: int) -> AsyncIterator[list[Any]]:
+    """Decisions page by page, the next page already being read while the caller works."""
+    next_page = asyncio.create_task(store.fetch_decisions(reader, programme_code, after=None, limit=size))
+    try:
+        while rows := await next_page:
+            after = rows[-1]["household_id"]
+            next_page = asyncio.create_task(
+                store.fetch_decisions(reader, programme_code, after=after, limit=size)
+            )
+            yield rows
+    finally:
+        if not next_page.done():
+            next_page.cancel()
+            with contextlib.suppress(BaseException):
+                await next_page
+
+
+async def _write(conn: asyncpg.Connection, batch: Batch) -> None:
+    await store.copy_lines(conn, batch.lines)
+    await store.copy_left_out(conn, batch.left_out)
 
 
 def assess_batch(
@@ -226,7 +258,7 @@ def line_rows(run: RunSpec, planned: domain.Planned) -> list[tuple[Any, ...]]:
             str(line.component),
             attempt,
             line.amount_riel,
-            [t._asdict() for t in line.terms],
+            [{"label": t[0], "quantity": t[1], "unit_rate": t[2], "amount": t[3]} for t in line.terms],
             line.explanation,
             household.province_code,
             household.commune_code,

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from krousar_common.benefits import PaymentLine, calculate, card_active_on
-from krousar_common.events.households import HouseholdSnapshot, HouseholdStatus
+from krousar_common.events.households import HouseholdSnapshot, HouseholdStatus, LocationCategory
 from krousar_common.events.payments import PaymentStatus, RunState
 from krousar_common.programmes import ProgrammeVersion
 
@@ -120,7 +120,8 @@ def assess(
         reason = candidate.reasons[0] if candidate.reasons else LeftOutReason.NOT_ELIGIBLE
         return LeftOut(candidate.household_id, reason, ", ".join(candidate.reasons) or None)
     household = HouseholdSnapshot.model_validate_json(candidate.snapshot_json)
-    refusal = _target_refusal(programme, key, day, household, candidate.enrolment, history)
+    category = household.location_category_on(day)
+    refusal = _target_refusal(programme, key, day, household, category, candidate.enrolment, history)
     if refusal is not None:
         return LeftOut(candidate.household_id, *refusal)
     try:
@@ -129,7 +130,7 @@ def assess(
         return LeftOut(candidate.household_id, LeftOutReason.CALCULATION_ERROR, str(exc)[:500])
     if not lines:
         return LeftOut(candidate.household_id, LeftOutReason.NOTHING_PAYABLE)
-    return _plan(household, lines, candidate.enrolment, day, history)
+    return _plan(household, lines, candidate.enrolment, category, history)
 
 
 def _target_refusal(
@@ -137,6 +138,7 @@ def _target_refusal(
     key: str,
     day: date,
     household: HouseholdSnapshot,
+    category: LocationCategory,
     enrolment: dict[str, Any] | None,
     history: History,
 ) -> tuple[str, str | None] | None:
@@ -149,8 +151,8 @@ def _target_refusal(
         return LeftOutReason.NOT_ENROLLED, None
     if household.poverty_level not in target.poverty_levels:
         return LeftOutReason.LEVEL_NOT_TARGETED, str(household.poverty_level)
-    if household.location_category_on(day) not in target.location_categories:
-        return LeftOutReason.LOCATION_NOT_TARGETED, str(household.location_category_on(day))
+    if category not in target.location_categories:
+        return LeftOutReason.LOCATION_NOT_TARGETED, str(category)
     if not target.covers_area(household.province_code, household.commune_code):
         return LeftOutReason.AREA_NOT_TARGETED, household.commune_code
     excluded_by = history.excluded.get(household.household_id)
@@ -170,7 +172,7 @@ def _plan(
     household: HouseholdSnapshot,
     lines: list[PaymentLine],
     enrolment: dict[str, Any] | None,
-    day: date,
+    category: LocationCategory,
     history: History,
 ) -> Planned | LeftOut:
     held = [history.live.get((household.household_id, line.component)) for line in lines]
@@ -182,7 +184,6 @@ def _plan(
     if not to_pay:
         reason = LeftOutReason.IN_ANOTHER_RUN if "CALCULATED" in held else LeftOutReason.ALREADY_PAID
         return LeftOut(household.household_id, reason, ", ".join(sorted({str(s) for s in held})))
-    category = household.location_category_on(day)
     return Planned(household, to_pay, payee_of(household, enrolment), str(category))
 
 

@@ -9,4 +9,3 @@ class Settings(ServiceSettings):
     service_name: str = "registration"
     port: int = SERVICE_PORTS["registration"]
     card_valid_years: int = 3  # configurable by law's absence: DOMAIN.md §4 default
-    expiry_job_hour_utc: int = 17  # midnight in Phnom Penh (UTC+7)

@@ -4,7 +4,6 @@ its state change, an audit row and its event (outbox) together, and never commit
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,9 +19,7 @@ from registration import store
 from registration.config import Settings
 from registration.domain import cards, geography, scoring
 from registration.models import HouseholdCreate, MemberCreate
-
-# The first location period of every household; reclassifications add dated periods after it.
-SINCE_ALWAYS = date(1900, 1, 1)
+from registration.snapshots import commune_units, snapshot_from_rows
 
 
 @dataclass(frozen=True)
@@ -30,11 +27,6 @@ class Context:
     actor: Principal
     correlation_id: str
     settings: Settings
-
-
-@cache
-def commune_units() -> dict[str, str]:
-    return geography.load_commune_units()
 
 
 def resolve_village(raw_code: str, field: str = "village_code") -> geography.Village:
@@ -673,44 +665,6 @@ async def load_snapshot(conn: asyncpg.Connection, household_id: UUID) -> ev.Hous
     card = await store.get_latest_card(conn, household_id)
     reclassified = await store.village_classifications(conn, household["village_code"])
     return snapshot_from_rows(household, members, assessment, card, reclassified)
-
-
-def snapshot_from_rows(
-    household: Any, members: list[Any], assessment: Any, card: Any, reclassified: list[Any]
-) -> ev.HouseholdSnapshot:
-    base = geography.location_category(household["commune_code"], commune_units())
-    history = [ev.LocationPeriod(effective_from=SINCE_ALWAYS, category=base)]
-    history += [
-        ev.LocationPeriod(effective_from=r["effective_from"], category=r["category"]) for r in reclassified
-    ]
-    head = next(m for m in members if m["member_id"] == household["head_member_id"])
-    return ev.HouseholdSnapshot(
-        household_id=household["household_id"],
-        version=household["version"],
-        status=household["status"],
-        village_code=household["village_code"],
-        commune_code=household["commune_code"],
-        district_code=household["district_code"],
-        province_code=household["province_code"],
-        location_history=history,
-        interviewed_on=household["interviewed_on"],
-        score=assessment["score"] if assessment else None,
-        scoring_model=assessment["scoring_model"] if assessment else None,
-        model_level=assessment["model_level"] if assessment else None,
-        poverty_level=household["poverty_level"],
-        head_member_id=household["head_member_id"],
-        female_headed=head["sex"] == "F",
-        possible_duplicate=household["possible_duplicate"],
-        card=ev.CardSnapshot(
-            card_number=card["card_number"],
-            status=card["status"],
-            issued_on=card["issued_on"],
-            valid_until=card["valid_until"],
-        )
-        if card
-        else None,
-        members=[ev.MemberSnapshot.model_validate(dict(m)) for m in members],
-    )
 
 
 # --- plumbing ---------------------------------------------------------------------------------------

@@ -197,7 +197,8 @@ class _Step(NamedTuple):
 
     cumulative: list[float]  # weights of the groups
     total: float
-    floor: int  # the lowest and highest groups a household of this size can give
+    nearest: tuple[int, ...]  # the group drawn -> the nearest one a household of this size can give
+    floor: int  # the lowest and highest of those
     cap: int
     points: tuple[int, ...]
     texts: tuple[tuple[str, ...], ...]  # [group] -> answers as written
@@ -260,13 +261,13 @@ def _steps(question: Any) -> dict[tuple[PovertyLevel, int], _Step]:
             for group in values
         )
         allowed = [g for g, options in enumerate(texts) if options]
-        if allowed != list(range(allowed[0], allowed[-1] + 1)):
+        floor, cap = allowed[0], allowed[-1]
+        if allowed != list(range(floor, cap + 1)):
             raise ValueError(f"{question.key}: the answers a household of {size} can give skip a group")
+        nearest = tuple(min(max(g, floor), cap) for g in range(len(points)))
         for level, base in TILT.items():
             cumulative = list(accumulate(base**g for g in range(len(points))))
-            steps[level, size] = _Step(
-                cumulative, cumulative[-1], allowed[0], allowed[-1], points, texts, column
-            )
+            steps[level, size] = _Step(cumulative, cumulative[-1], nearest, floor, cap, points, texts, column)
     return steps
 
 
@@ -509,15 +510,21 @@ class _Generator:
     def rows(
         self, prefix: list[str], answers: list[str], people: list[MemberSpec], schooling: list[bool]
     ) -> tuple[list[list[str]], int, int]:
-        families = [self.pick(FULL_NAMES) for _ in people]
-        has_husband = people[0][1] == "F" and len(people) > 1 and people[1][0] == "SPOUSE"
-        father = families[1] if has_husband else families[0]
+        head_family = father = self.pick(FULL_NAMES)
         rows, disabled, hiv = [], 0, 0
-        blank = [""] * len(answers)
-        for spec, family, in_school in zip(people, families, schooling, strict=True):
-            # Children take their father's family name; everyone else keeps their own.
-            member = self.member(spec, father if spec[0] == "CHILD" else family, in_school)
-            rows.append(prefix + (blank if rows else answers) + member)
+        later_rows = prefix + [""] * len(answers)
+        for spec, in_school in zip(people, schooling, strict=True):
+            # Children take their father's family name; everyone else has their own.
+            relationship = spec[0]
+            if relationship == "HEAD":
+                family = head_family
+            elif relationship == "CHILD":
+                family = father
+            else:
+                family = self.pick(FULL_NAMES)
+                father = family if relationship == "SPOUSE" and spec[1] == "M" else father
+            member = self.member(spec, family, in_school)
+            rows.append((later_rows if rows else prefix + answers) + member)
             disabled += member[_HAS_DISABILITY] == "true"
             hiv += member[_LIVES_WITH_HIV] == "true"
         return rows, disabled, hiv
@@ -566,11 +573,13 @@ class _Generator:
         plan = model.plans[level, size]
         answers = [""] * len(ANSWER_COLUMNS)
         groups, total = [], derived
-        for cumulative, weight, floor, cap, points, texts, column in plan:
-            group = min(max(bisect(cumulative, self.random() * weight), floor), cap)
+        random_ = self.random
+        for cumulative, weight, nearest, _, _, points, texts, column in plan:
+            group = nearest[bisect(cumulative, random_() * weight)]
             groups.append(group)
             total += points[group]
-            answers[column] = self.pick(texts[group])
+            options = texts[group]
+            answers[column] = options[0] if len(options) == 1 else options[int(random_() * len(options))]
         low, high = model.targets[level]
         if not low <= total <= high:
             for i in self.nudge(plan, groups, total, (low, high)):
@@ -666,17 +675,13 @@ def write_csv(
 ) -> Stats:
     """Write the header and every household's rows; ``workers`` processes make chunks in parallel."""
     jobs = _jobs(n_households, seed, interviewed_on, poor_share)
-    _tables(interviewed_on)  # built before forking, so workers inherit it
-    stats = Stats()
+    _tables(interviewed_on)  # built before the workers fork, so they inherit it
     with open(path, "w", encoding="utf-8", newline="") as out:
         csv.writer(out).writerow(ALL_COLUMNS)
         if workers <= 1 or len(jobs) <= 1:
-            chunks: Iterator[tuple[str, Stats]] = map(_chunk_csv, jobs)
-            stats = _write_chunks(out, chunks)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                stats = _write_chunks(out, pool.map(_chunk_csv, jobs))
-    return stats
+            return _write_chunks(out, map(_chunk_csv, jobs))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return _write_chunks(out, pool.map(_chunk_csv, jobs))  # in job order
 
 
 def _write_chunks(out: io.TextIOBase, chunks: Iterator[tuple[str, Stats]]) -> Stats:

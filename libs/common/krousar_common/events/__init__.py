@@ -9,7 +9,15 @@ from typing import Any
 
 from krousar_common.events.envelope import Envelope, InvalidEvent
 
-_REGISTRY_NAMES = {"EVENT_TYPES", "EventType", "decode", "make_envelope", "register", "type_of"}
+_REGISTRY_NAMES = {
+    "EVENT_TYPES",
+    "EventType",
+    "decode",
+    "envelope_of",
+    "make_envelope",
+    "register",
+    "type_of",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,8 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # orjson writes dates, UUIDs and enums itself, faster than a JSON-mode dump.
+        return orjson.dumps(self.model_dump())
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Envelope":

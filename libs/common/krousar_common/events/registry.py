@@ -40,14 +40,27 @@ def type_of(event: BaseModel) -> EventType:
 
 
 def make_envelope(event: BaseModel, *, source: str, subject: str, correlation_id: str) -> Envelope:
-    event_type = type_of(event)
+    return envelope_of(
+        type(event),
+        event.model_dump(mode="json"),
+        source=source,
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+
+
+def envelope_of(
+    model: type[BaseModel], data: dict, *, source: str, subject: str, correlation_id: str
+) -> Envelope:
+    """An envelope around already-built event data (bulk paths skip building the model)."""
+    event_type = EVENT_TYPES[f"krousar.{model.__name__}"]
     return Envelope(
         source=source,
         type=event_type.name,
         subject=subject,
         correlation_id=correlation_id,
         schema_version=event_type.schema_version,
-        data=event.model_dump(mode="json"),
+        data=data,
     )
 
 

@@ -8,6 +8,7 @@ import csv
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -74,6 +75,7 @@ def _record(level: str, code: str) -> Any:
     return record if record is not None and record.code == code else None
 
 
+@cache  # a pure lookup; imports ask for the same few thousand villages again and again
 def get_village(code: str) -> Village | None:
     """The village for an 8-digit (or legacy 7-digit) code; None when malformed or unknown."""
     try:

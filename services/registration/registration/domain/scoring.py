@@ -366,6 +366,7 @@ def _models_dir() -> Any:
     return resources.files("registration").joinpath("data", "scoring")
 
 
+@cache
 def available_model_ids() -> list[str]:
     return sorted(
         entry.name.removesuffix(".json") for entry in _models_dir().iterdir() if entry.name.endswith(".json")

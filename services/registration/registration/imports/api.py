@@ -58,7 +58,7 @@ async def upload(
     ctx = service.Context(principal, request.state.correlation_id, request.app.state.settings)
     async with runtime.transaction() as conn:
         await jobs.create(conn, import_id, file_name, principal.user_id)
-    work = jobs.run_import(runtime, import_id, text.encode(), ctx)
+    work = jobs.run_import(runtime, import_id, text, ctx)
     if wait:
         await work
     else:

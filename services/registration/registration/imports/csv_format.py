@@ -122,8 +122,12 @@ def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
 
 def parse(raw: bytes) -> tuple[list[ParsedHousehold], list[RowError]]:
     """Every valid household, and every error by row and field. A household with any error is out."""
+    return parse_text(decode(raw))
+
+
+def parse_text(text: str) -> tuple[list[ParsedHousehold], list[RowError]]:
     groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    for line, row in read_rows(decode(raw)):
+    for line, row in read_rows(text):
         groups.setdefault(row["household_ref"], []).append((line, row))
     households, errors = [], []
     for ref, rows in groups.items():

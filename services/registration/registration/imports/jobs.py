@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import time
 from typing import Any
 from uuid import UUID
 
@@ -11,9 +12,9 @@ import structlog
 from krousar_common.runtime import Runtime
 from redis.exceptions import RedisError
 
-from registration import service
+from registration import metrics, service
 from registration.imports import csv_format
-from registration.imports.service import import_round
+from registration.imports.service import import_round, parse_and_check
 
 log = structlog.get_logger("registration.imports")
 PROGRESS_TTL = 24 * 3600
@@ -81,30 +82,35 @@ def _progress_writer(runtime: Runtime, import_id: UUID) -> Any:
     return write
 
 
-async def run_import(runtime: Runtime, import_id: UUID, raw: bytes, ctx: service.Context) -> None:
+async def run_import(runtime: Runtime, import_id: UUID, text: str, ctx: service.Context) -> None:
     try:
-        parsed, errors = await asyncio.to_thread(csv_format.parse, raw)
+        checked, errors = await asyncio.to_thread(parse_and_check, text, ctx.actor)
     except csv_format.FileRejected as exc:
         async with runtime.transaction() as conn:
             await finish(conn, import_id, "REJECTED", message=str(exc))
         return
-    total = len(parsed) + len({e.household_ref for e in errors})
+    total = len(checked) + len({e.household_ref for e in errors})
+    started = time.perf_counter()
     try:
         async with runtime.transaction() as conn:
-            result = await import_round(conn, parsed, ctx, _progress_writer(runtime, import_id))
+            result = await import_round(conn, checked, ctx, _progress_writer(runtime, import_id))
             all_errors = [dataclasses.asdict(e) for e in errors + result.errors]
             await finish(
                 conn, import_id, "SUCCEEDED", total=total, imported=len(result.imported), errors=all_errors
             )
-        log.info(
-            "import.finished",
-            import_id=str(import_id),
-            imported=len(result.imported),
-            rejected_rows=len(all_errors),
-        )
     except Exception as exc:
         log.exception("import.failed", import_id=str(import_id))
         async with runtime.transaction() as conn:
             await finish(
                 conn, import_id, "FAILED", total=total, message=f"import failed, nothing written: {exc}"
             )
+        return
+    metrics.IMPORT_HOUSEHOLDS.labels("imported").inc(len(result.imported))
+    metrics.IMPORT_HOUSEHOLDS.labels("rejected").inc(total - len(result.imported))
+    metrics.IMPORT_DURATION.observe(time.perf_counter() - started)
+    log.info(
+        "import.finished",
+        import_id=str(import_id),
+        imported=len(result.imported),
+        rejected_rows=len(all_errors),
+    )

@@ -9,14 +9,16 @@ from uuid import UUID
 
 import asyncpg
 from krousar_common import outbox, topics
+from krousar_common.auth import Principal
 from krousar_common.errors import ServiceError
+from krousar_common.events import Envelope, envelope_of
 from krousar_common.events import households as ev
-from krousar_common.events import make_envelope
 
 from registration import service, store
 from registration.domain import cards, geography
-from registration.imports import queries
+from registration.imports import csv_format, queries
 from registration.imports.csv_format import ParsedHousehold, RowError
+from registration.snapshots import snapshot_data
 
 Progress = Callable[[int, int], Awaitable[None]]
 
@@ -66,13 +68,10 @@ def national_id_conflicts(checked: list[Checked], held: dict[str, UUID]) -> dict
 
 
 async def import_round(
-    conn: asyncpg.Connection, parsed: list[ParsedHousehold], ctx: service.Context, progress: Progress
+    conn: asyncpg.Connection, checked: list[Checked], ctx: service.Context, progress: Progress
 ) -> ImportResult:
+    """Write the households that passed ``check_household``, after the checks that need the database."""
     result = ImportResult()
-    checked = []
-    for item in parsed:
-        outcome = check_household(item, ctx)
-        (result.errors.append if isinstance(outcome, RowError) else checked.append)(outcome)
     held = await store.households_holding_national_ids(
         conn, [m.national_id for c in checked for m in c.parsed.command.members if m.national_id]
     )
@@ -84,6 +83,17 @@ async def import_round(
     await _write(conn, plans, ctx, progress)
     result.imported = [p.household["household_id"] for p in plans]
     return result
+
+
+def parse_and_check(text: str, actor: Principal) -> tuple[list[Checked], list[RowError]]:
+    """Everything about a file that needs no database (run off the event loop)."""
+    parsed, errors = csv_format.parse_text(text)
+    ctx = service.Context(actor, "", None)  # type: ignore[arg-type]  # the checks read only the actor
+    checked = []
+    for item in parsed:
+        outcome = check_household(item, ctx)
+        (errors.append if isinstance(outcome, RowError) else checked.append)(outcome)
+    return checked, errors
 
 
 async def _plan(
@@ -145,17 +155,20 @@ async def _write(
         await progress(start + len(chunk), len(plans))
 
 
-def _event(plan: service.Registration, classifications: dict[str, list[Any]], ctx: service.Context) -> Any:
-    snapshot = service.snapshot_from_rows(
+def _event(
+    plan: service.Registration, classifications: dict[str, list[Any]], ctx: service.Context
+) -> Envelope:
+    data = snapshot_data(
         plan.household,
         plan.members,
         plan.assessment,
         plan.card,
         classifications.get(plan.household["village_code"], []),
     )
-    return make_envelope(
-        ev.HouseholdRegistered(household=snapshot),
+    return envelope_of(
+        ev.HouseholdRegistered,
+        {"household": data},
         source="krousar/registration",
-        subject=str(snapshot.household_id),
+        subject=str(data["household_id"]),
         correlation_id=ctx.correlation_id,
     )
