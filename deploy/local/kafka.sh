@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Apache Kafka in KRaft mode from the Maven Central jars (see deploy/local/kafka/pom.xml).
 #   kafka.sh start|stop|status      KAFKA_NODES=1 (default) or 3 for a local three-broker cluster.
-# Node i listens on 9092+2(i-1) (broker) and the next port (controller); data in .local/kafka-N/.
+# Node i listens on BASE+2(i-1) (broker) and the next port (controller). BASE is 9092 for the
+# single broker and 19092 for the cluster, so both can run at once; data in .local/kafka-<id>/.
 source "$(dirname "$0")/lib.sh"
 
 NODES="${KAFKA_NODES:-1}"
-BASE_PORT="${KAFKA_BASE_PORT:-9092}"
+if [[ "$NODES" -ge 3 ]]; then BASE_PORT="${KAFKA_BASE_PORT:-19092}"; else BASE_PORT="${KAFKA_BASE_PORT:-9092}"; fi
 HEAP="${KAFKA_HEAP:-512m}"
 LIB="$ROOT/.cache/kafka/lib"
-DIR="$STATE/kafka-$NODES"   # a single node and a cluster keep separate data
+ID="$NODES-$BASE_PORT"
+DIR="$STATE/kafka-$ID"   # every broker set keeps its own data
 
 broker_port() { echo $((BASE_PORT + 2 * ($1 - 1))); }
 controller_port() { echo $((BASE_PORT + 2 * ($1 - 1) + 1)); }
@@ -56,11 +58,11 @@ format_storage() {
   [[ -f "$DIR/data$i/meta.properties" ]] && return 0
   [[ -f "$DIR/cluster.id" ]] || java -cp "$LIB/*" kafka.tools.StorageTool random-uuid > "$DIR/cluster.id"
   java -cp "$LIB/*" kafka.tools.StorageTool format -t "$(cat "$DIR/cluster.id")" \
-    -c "$DIR/node$i.properties" >> "$LOGS/kafka-$NODES-node$i.log" 2>&1
+    -c "$DIR/node$i.properties" >> "$LOGS/kafka-$ID-node$i.log" 2>&1
 }
 
 start_node() {
-  local i="$1" name="kafka-$NODES-node$i"
+  local i="$1" name="kafka-$ID-node$i"
   if is_running "$name"; then log "$name already running"; return 0; fi
   write_properties "$i"
   format_storage "$i"
@@ -80,12 +82,12 @@ case "${1:-start}" in
     for i in $(seq "$NODES"); do wait_port 127.0.0.1 "$(broker_port "$i")" 90 "kafka node $i"; done
     "$VENV/bin/python" -m krousar_common.cli kafka-wait --bootstrap "$(bootstrap_servers)" --brokers "$NODES" ;;
   stop)
-    for i in $(seq "$NODES"); do stop_pid "kafka-$NODES-node$i" 60; done ;;
+    for i in $(seq "$NODES"); do stop_pid "kafka-$ID-node$i" 60; done ;;
   stop-node)
-    stop_pid "kafka-$NODES-node$2" 60 ;;
+    stop_pid "kafka-$ID-node$2" 60 ;;
   start-node)
     start_node "$2"; wait_port 127.0.0.1 "$(broker_port "$2")" 90 "kafka node $2" ;;
   status)
-    for i in $(seq "$NODES"); do is_running "kafka-$NODES-node$i" && echo "kafka node $i up" || echo "kafka node $i down"; done ;;
+    for i in $(seq "$NODES"); do is_running "kafka-$ID-node$i" && echo "kafka node $i up" || echo "kafka node $i down"; done ;;
   *) die "usage: kafka.sh start|stop|status|start-node N|stop-node N" ;;
 esac
