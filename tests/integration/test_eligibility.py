@@ -140,11 +140,16 @@ async def test_registered_households_get_decisions_with_reasons(services, decisi
 
     await decisions.wait(poor, "FAMILY_PACKAGE", eligible=False, reasons=["NOT_ENROLLED"])
     await decisions.wait(poor, "PWYC", reasons=["NOT_ENROLLED", "NOTHING_PAYABLE"])
-    await decisions.wait(poor, "COVID19_CT", reasons=["PROGRAMME_NOT_RUNNING"])
     rich_decision = await decisions.wait(rich, "FAMILY_PACKAGE", eligible=False)
     assert rich_decision["reasons"] == ["NOT_POOR", "NO_ACTIVE_CARD", "NOT_ENROLLED"]
     assert rich_decision["household"]["household_id"] == rich
     assert rich_decision["enrolment"] is None
+    # COVID19_CT ended in March 2024: decided (and shown) but, as a first decision, not published
+    async with services["eligibility"].client() as client:
+        view = (await client.get(f"/v1/households/{poor}/eligibility", headers=VIEWER)).json()
+    covid = next(p for p in view["programmes"] if p["programme_code"] == "COVID19_CT")
+    assert covid["decision_in_force"]["reasons"] == ["PROGRAMME_NOT_RUNNING"]
+    assert (poor, "COVID19_CT") not in decisions.latest
 
 
 async def test_enrolment_makes_eligible_and_card_revocation_takes_it_away(services, decisions) -> None:

@@ -157,6 +157,19 @@ def decision_event(
     )
 
 
+def _publishable(
+    publishing: Publishing, old: asyncpg.Record | None, print_: str, decision: domain.Decision
+) -> bool:
+    if publishing.topic is None:
+        return False
+    if old is None:
+        # Never decided before and the programme isn't running: nothing for payments to learn
+        # (no decision = not eligible), and a national register would publish 700,000 of them
+        # for every past programme. Stored, shown by the API, published once it changes.
+        return decision.payment_key is not None
+    return old["fingerprint"] != print_
+
+
 def _changed(old: asyncpg.Record | None, row: tuple[Any, ...]) -> bool:
     if old is None:
         return True
@@ -206,7 +219,7 @@ async def decide_batch(
             old = current.get((facts.household.household_id, programme.code))
             if _changed(old, row):
                 writes.append(row)
-            if publishing.topic is not None and (old is None or old["fingerprint"] != print_):
+            if _publishable(publishing, old, print_, decision):
                 event = decision_event(decision, facts, programme, day, now)
                 envelope = make_envelope(
                     event,
@@ -273,15 +286,18 @@ async def evaluate_all(
     batch_size: int,
     run_ids: list[UUID],
 ) -> Outcome:
-    """Every household for the programmes ``codes`` (None: all), in batches of one transaction each."""
-    async with pool.acquire() as conn:
-        programmes = await store.load_programmes(conn, codes)
+    """Every household for the programmes ``codes`` (None: all), in batches of one transaction each.
+
+    Programmes are read again for each batch: a version arriving mid-run is used from then on
+    (its own run follows), so decisions never step back to the older version.
+    """
     total, after = Outcome(), UUID(int=0)
     while True:
         async with pool.acquire() as conn, conn.transaction():
             ids = await store.household_ids_after(conn, after, batch_size)
             if not ids:
                 return total
+            programmes = await store.load_programmes(conn, codes)
             outcome = await decide_households(
                 conn, ids, publishing, skip_locked=True, programmes=programmes, day=day
             )

@@ -148,8 +148,8 @@ async def load_history(conn: asyncpg.Connection, programme: ProgrammeVersion, pe
     for row in await store.lines_of_period(conn, programme.code, period):
         pair = (row["household_id"], row["component"])
         history.attempts[pair] += 1
-        if row["status"] in domain.LIVE_STATUSES:
-            history.live[pair] = row["status"]
+        if row["state"] in domain.LIVE_STATES:
+            history.live[pair] = row["state"]
     for exclusion in programme.target.exclusions_for(period):
         paid_in = [
             p
@@ -157,7 +157,7 @@ async def load_history(conn: asyncpg.Connection, programme: ProgrammeVersion, pe
             if exclusion.covers(exclusion.programme_code, p)
         ]
         for household_id in await store.households_paid(
-            conn, exclusion.programme_code, paid_in, domain.PAID_STATUSES
+            conn, exclusion.programme_code, paid_in, domain.PAID_STATES
         ):
             history.excluded.setdefault(household_id, exclusion.programme_code)
     return history

@@ -19,11 +19,12 @@ from krousar_common.programmes import ProgrammeVersion
 # line always gets the same id, and a retry after a failure (attempt 2) gets a new one.
 PAYMENT_NAMESPACE = uuid.UUID("6f1c1d2e-6b1a-4e51-9d0c-4b7279757361")
 
-# Lines that hold their (programme, period, household, component): the household is paid, being
-# paid, or was given the money and left it unclaimed. FAILED and CANCELLED lines do not.
-LIVE_STATUSES = ("CALCULATED", "INSTRUCTED", "PAID", "UNCLAIMED")
+# Line states that hold their (programme, period, household, component): the household is in a
+# run not yet instructed, being paid, paid, or was given the money and left it unclaimed. FAILED
+# and CANCELLED lines do not.
+LIVE_STATES = ("CALCULATED", "INSTRUCTED", "PAID", "UNCLAIMED")
 # A household counts as "paid by" another programme (exclusions) once its payment is on its way.
-PAID_STATUSES = ("INSTRUCTED", "PAID")
+PAID_STATES = ("INSTRUCTED", "PAID")
 FINAL_STATUSES = frozenset(PaymentStatus)
 
 

@@ -32,7 +32,7 @@ async def instruct_run(runtime: Runtime, run_id: UUID) -> None:
         run = await store.get_run(conn, run_id)
         if run is None or run["state"] != RunState.APPROVED:
             return
-        done = run["lines"] - await store.count_lines(conn, run_id, "CALCULATED")
+        done = run["lines"] - await store.count_uninstructed(conn, run_id)
     after: UUID | None = None
     with metrics.INSTRUCTION_DURATION.time():
         while True:
@@ -62,7 +62,9 @@ async def _instruct_batch(
         envelopes = instruction_envelopes(run, rows, ctx.correlation_id)
         topic = ctx.settings.topic(topics.INSTRUCTIONS.name)
         await outbox.enqueue_many(conn, [(topic, envelope) for envelope in envelopes])  # type: ignore[arg-type]
-        await store.mark_instructed(conn, [r["payment_id"] for r in rows], [e.id for e in envelopes])
+        await store.record_instructions(
+            conn, run_id, [r["payment_id"] for r in rows], [e.id for e in envelopes]
+        )
     metrics.LINES_INSTRUCTED.inc(len(rows))
     return rows[-1]["payment_id"], len(rows)
 
@@ -70,7 +72,7 @@ async def _instruct_batch(
 async def _finish(
     conn: asyncpg.Connection, run: asyncpg.Record, ctx: service.Context
 ) -> tuple[UUID | None, int] | None:
-    if await store.count_lines(conn, run["run_id"], "CALCULATED"):
+    if await store.count_uninstructed(conn, run["run_id"]):
         return None, 0  # lines before our starting point are left (another worker's start): go again
     await service.move(conn, run["run_id"], RunState.APPROVED, RunState.INSTRUCTED, ctx)
     log.info("instruction.finished", run_id=str(run["run_id"]), lines=run["lines"])
@@ -99,7 +101,7 @@ def instruction_envelopes(
     run: asyncpg.Record, lines: list[asyncpg.Record], correlation_id: str
 ) -> list[SerialisedEnvelope]:
     event_type = EVENT_TYPES[INSTRUCTED]
-    now = datetime.now(UTC)
+    now, run_id = datetime.now(UTC), str(run["run_id"])
     envelopes = []
     for line in lines:
         event_id, subject = uuid4(), str(line["household_id"])
@@ -115,9 +117,9 @@ def instruction_envelopes(
                 "correlation_id": correlation_id,
                 "schema_version": event_type.schema_version,
                 "data": {
-                    "payment_id": line["payment_id"],
-                    "run_id": run["run_id"],
-                    "household_id": line["household_id"],
+                    "payment_id": str(line["payment_id"]),  # asyncpg's UUID: orjson wants str
+                    "run_id": run_id,
+                    "household_id": subject,
                     "programme_code": run["programme_code"],
                     "period": run["period"],
                     "component": line["component"],

@@ -47,8 +47,8 @@ INSTRUCTION_DURATION = Histogram(
 
 RUNS_SQL = "SELECT programme_code, state, count(*), sum(households), sum(amount_riel) FROM runs GROUP BY 1, 2"
 OPEN_LINES_SQL = """
-SELECT l.programme_code, l.province_code, l.status, count(*), sum(l.amount_riel)
-FROM payment_lines l JOIN runs r USING (run_id)
+SELECT l.programme_code, l.province_code, l.state, count(*), sum(l.amount_riel)
+FROM line_states l JOIN runs r USING (run_id)
 WHERE r.state IN ('CALCULATED', 'APPROVED', 'INSTRUCTED')
 GROUP BY 1, 2, 3
 """

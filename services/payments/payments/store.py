@@ -207,7 +207,7 @@ async def copy_left_out(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -
 async def lines_of_period(conn: asyncpg.Connection, programme_code: str, period: str) -> list[asyncpg.Record]:
     """Every earlier line of this (programme, period), any status: what a new run must respect."""
     return await conn.fetch(
-        "SELECT household_id, component, status FROM payment_lines WHERE programme_code = $1 AND period = $2",
+        "SELECT household_id, component, state FROM line_states WHERE programme_code = $1 AND period = $2",
         programme_code,
         period,
     )
@@ -226,8 +226,8 @@ async def households_paid(
     conn: asyncpg.Connection, programme_code: str, periods: list[str], statuses: Sequence[str]
 ) -> list[UUID]:
     rows = await conn.fetch(
-        "SELECT DISTINCT household_id FROM payment_lines"
-        " WHERE programme_code = $1 AND period = ANY($2::text[]) AND status = ANY($3::text[])",
+        "SELECT DISTINCT household_id FROM line_states"
+        " WHERE programme_code = $1 AND period = ANY($2::text[]) AND state = ANY($3::text[])",
         programme_code,
         periods,
         list(statuses),
@@ -235,35 +235,39 @@ async def households_paid(
     return [r["household_id"] for r in rows]
 
 
+UNINSTRUCTED = (
+    " FROM payment_lines l WHERE run_id = $1 AND status = 'CALCULATED'"
+    " AND NOT EXISTS (SELECT 1 FROM instructions i WHERE i.payment_id = l.payment_id)"
+)
+
+
 async def lines_to_instruct(
     conn: asyncpg.Connection, run_id: UUID, *, after: UUID | None, limit: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account"
-        " FROM payment_lines WHERE run_id = $1 AND ($2::uuid IS NULL OR payment_id > $2)"
-        " AND status = 'CALCULATED' ORDER BY payment_id LIMIT $3",
+        f"{UNINSTRUCTED} AND ($2::uuid IS NULL OR payment_id > $2) ORDER BY payment_id LIMIT $3",
         run_id,
         after,
         limit,
     )
 
 
-async def mark_instructed(
-    conn: asyncpg.Connection, payment_ids: list[UUID], instruction_ids: list[UUID]
+async def count_uninstructed(conn: asyncpg.Connection, run_id: UUID) -> int:
+    return await conn.fetchval(f"SELECT count(*){UNINSTRUCTED}", run_id)
+
+
+async def count_instructed(conn: asyncpg.Connection, run_id: UUID) -> int:
+    return await conn.fetchval("SELECT count(*) FROM instructions WHERE run_id = $1", run_id)
+
+
+async def record_instructions(
+    conn: asyncpg.Connection, run_id: UUID, payment_ids: list[UUID], instruction_ids: list[UUID]
 ) -> None:
-    await conn.execute(
-        "UPDATE payment_lines p SET status = 'INSTRUCTED', instruction_id = i.instruction_id,"
-        " instructed_at = now()"
-        " FROM unnest($1::uuid[], $2::uuid[]) AS i(payment_id, instruction_id)"
-        " WHERE p.payment_id = i.payment_id AND p.status = 'CALCULATED'",
-        payment_ids,
-        instruction_ids,
-    )
-
-
-async def count_lines(conn: asyncpg.Connection, run_id: UUID, status: str) -> int:
-    return await conn.fetchval(
-        "SELECT count(*) FROM payment_lines WHERE run_id = $1 AND status = $2", run_id, status
+    await conn.copy_records_to_table(
+        "instructions",
+        records=[(p, run_id, i) for p, i in zip(payment_ids, instruction_ids, strict=True)],
+        columns=["payment_id", "run_id", "instruction_id"],
     )
 
 
@@ -273,7 +277,8 @@ async def apply_status(
     """Record the PSP's final word on an instructed line; False when the line had one already."""
     updated = await conn.fetchval(
         "UPDATE payment_lines SET status = $2, status_reason = $3, status_at = $4"
-        " WHERE payment_id = $1 AND status = 'INSTRUCTED' RETURNING true",
+        " WHERE payment_id = $1 AND status = 'CALCULATED'"
+        " AND EXISTS (SELECT 1 FROM instructions WHERE payment_id = $1) RETURNING true",
         payment_id,
         status,
         reason,
@@ -283,22 +288,22 @@ async def apply_status(
 
 
 async def get_line_status(conn: asyncpg.Connection, payment_id: UUID) -> str | None:
-    return await conn.fetchval("SELECT status FROM payment_lines WHERE payment_id = $1", payment_id)
+    return await conn.fetchval("SELECT state FROM line_states WHERE payment_id = $1", payment_id)
 
 
 async def runs_fully_reported(conn: asyncpg.Connection) -> list[UUID]:
     """Instructed runs of which no line still waits for the PSP's status."""
     rows = await conn.fetch(
         "SELECT run_id FROM runs r WHERE state = 'INSTRUCTED' AND NOT EXISTS"
-        " (SELECT 1 FROM payment_lines l WHERE l.run_id = r.run_id AND l.status = 'INSTRUCTED')"
+        " (SELECT 1 FROM payment_lines l WHERE l.run_id = r.run_id AND l.status = 'CALCULATED')"
     )
     return [r["run_id"] for r in rows]
 
 
 async def status_counts(conn: asyncpg.Connection, run_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT status, count(*) AS lines, count(DISTINCT household_id) AS households,"
-        " sum(amount_riel)::bigint AS amount_riel FROM payment_lines WHERE run_id = $1 GROUP BY status",
+        "SELECT state AS status, count(*) AS lines, count(DISTINCT household_id) AS households,"
+        " sum(amount_riel)::bigint AS amount_riel FROM line_states WHERE run_id = $1 GROUP BY state",
         run_id,
     )
 
@@ -317,7 +322,7 @@ async def list_lines(
         args.append(value)
         clauses += f" AND {column} = ${len(args)}"
     return await conn.fetch(
-        "SELECT * FROM payment_lines WHERE run_id = $1 AND ($2::uuid IS NULL OR payment_id > $2)"
+        "SELECT * FROM line_states WHERE run_id = $1 AND ($2::uuid IS NULL OR payment_id > $2)"
         f"{clauses} ORDER BY payment_id LIMIT $3",
         *args,
     )
@@ -339,7 +344,7 @@ async def list_left_out(
 
 async def household_payments(conn: asyncpg.Connection, household_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM payment_lines WHERE household_id = $1 ORDER BY period, component, attempt",
+        "SELECT * FROM line_states WHERE household_id = $1 ORDER BY period, component, attempt",
         household_id,
     )
 
@@ -362,7 +367,7 @@ async def reconciliation_rows(conn: asyncpg.Connection, run_id: UUID) -> list[as
     )
     return await conn.fetch(
         f"SELECT province_code, location_category, poverty_level, {measures}"
-        " FROM payment_lines WHERE run_id = $1 AND status <> 'CANCELLED'"
+        " FROM line_states WHERE run_id = $1 AND state <> 'CANCELLED'"
         " GROUP BY province_code, location_category, poverty_level"
         " ORDER BY province_code, location_category, poverty_level",
         run_id,
@@ -371,15 +376,15 @@ async def reconciliation_rows(conn: asyncpg.Connection, run_id: UUID) -> list[as
 
 RECONCILIATION_MEASURES = {
     "expected": "true",
-    "paid": "status = 'PAID'",
-    "failed": "status = 'FAILED'",
-    "unclaimed": "status = 'UNCLAIMED'",
-    "pending": "status IN ('CALCULATED', 'INSTRUCTED')",
+    "paid": "state = 'PAID'",
+    "failed": "state = 'FAILED'",
+    "unclaimed": "state = 'UNCLAIMED'",
+    "pending": "state IN ('CALCULATED', 'INSTRUCTED')",
 }
 
 
 EXPORT_SQL = (
     "SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account,"
-    " province_code, commune_code, village_code, explanation, status FROM payment_lines"
-    " WHERE run_id = $1 AND status <> 'CANCELLED' ORDER BY payment_id"
+    " province_code, commune_code, village_code, explanation, state AS status FROM line_states"
+    " WHERE run_id = $1 AND state <> 'CANCELLED' ORDER BY payment_id"
 )

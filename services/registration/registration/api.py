@@ -82,8 +82,7 @@ async def register_household(
 
     async def handle() -> JSONResponse:
         async with runtime.transaction() as conn:
-            household_id = await service.register_household(conn, body, context(request, principal))
-            view = await service.get_household_view(conn, household_id)
+            view = await service.register_household(conn, body, context(request, principal))
         return household_response(view, principal, 201)
 
     return await idempotent(request, principal, handle)

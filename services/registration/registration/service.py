@@ -11,15 +11,17 @@ import asyncpg
 from krousar_common import outbox, topics
 from krousar_common.auth import Principal
 from krousar_common.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from krousar_common.events import envelope_of, make_envelope
 from krousar_common.events import households as ev
-from krousar_common.events import make_envelope
 from pydantic import BaseModel
 
 from registration import store
 from registration.config import Settings
 from registration.domain import cards, geography, scoring
 from registration.models import HouseholdCreate, MemberCreate
-from registration.snapshots import commune_units, snapshot_from_rows
+from registration.snapshots import commune_units, snapshot_data, snapshot_from_rows
+
+SOURCE = "krousar/registration"
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,10 @@ def is_poor(level: str) -> bool:
     return level != ev.PovertyLevel.NOT_POOR
 
 
-async def register_household(conn: asyncpg.Connection, command: HouseholdCreate, ctx: Context) -> UUID:
+async def register_household(
+    conn: asyncpg.Connection, command: HouseholdCreate, ctx: Context
+) -> dict[str, Any]:
+    """Register, score and card a household; returns it as the API shows it."""
     village = resolve_village(command.village_code)
     ctx.actor.ensure_commune(village.commune_code)
     await _reject_held_national_ids(conn, [m.national_id for m in command.members if m.national_id])
@@ -158,15 +163,29 @@ async def register_household(conn: asyncpg.Connection, command: HouseholdCreate,
         card_number=card_number,
         card_valid_years=ctx.settings.card_valid_years,
     )
-    household_id = plan.household["household_id"]
-    await store.insert_row(conn, "households", store.HOUSEHOLD_COLUMNS, plan.household)
+    times = await store.insert_returning(
+        conn, "households", store.HOUSEHOLD_COLUMNS, plan.household, "registered_at, updated_at"
+    )
     await _insert_members(conn, plan.members)
-    await store.insert_row(conn, "assessments", store.ASSESSMENT_COLUMNS, plan.assessment)
+    created = await store.insert_returning(
+        conn, "assessments", store.ASSESSMENT_COLUMNS, plan.assessment, "created_at"
+    )
     if plan.card is not None:
         await store.insert_row(conn, "cards", store.CARD_COLUMNS, plan.card)
     await store.insert_row(conn, "audit_log", store.AUDIT_COLUMNS, plan.audit)
-    await _publish(conn, ctx, ev.HouseholdRegistered(household=await load_snapshot(conn, household_id)))
-    return household_id
+    household = {**plan.household, **times}
+    assessment_row = {**plan.assessment, **created}
+    reclassified = await store.village_classifications(conn, village.code)
+    data = snapshot_data(household, plan.members, assessment_row, plan.card, reclassified)
+    envelope = envelope_of(
+        ev.HouseholdRegistered,
+        {"household": data},
+        source=SOURCE,
+        subject=str(data["household_id"]),
+        correlation_id=ctx.correlation_id,
+    )
+    await outbox.enqueue(conn, topic=ctx.settings.topic(topics.HOUSEHOLDS.name), envelope=envelope)
+    return view_of(household, plan.members, assessment_row, plan.card, reclassified)
 
 
 async def _reject_held_national_ids(conn: asyncpg.Connection, national_ids: list[str]) -> None:
@@ -198,7 +217,16 @@ def _score(
 
 def _member_row(member: MemberCreate, household_id: UUID, **extra: Any) -> dict[str, Any]:
     row = member.model_dump()
-    row.update(member_id=uuid4(), household_id=household_id, active=True, **extra)
+    row.update(
+        member_id=uuid4(),
+        household_id=household_id,
+        active=True,
+        joined_on=None,
+        joined_reason=None,
+        left_on=None,
+        left_reason=None,
+    )
+    row.update(extra)
     return row
 
 
@@ -685,9 +713,7 @@ async def _audit(
 
 async def _publish(conn: asyncpg.Connection, ctx: Context, event: BaseModel) -> None:
     household_id = str(event.household.household_id)  # type: ignore[attr-defined]
-    envelope = make_envelope(
-        event, source="krousar/registration", subject=household_id, correlation_id=ctx.correlation_id
-    )
+    envelope = make_envelope(event, source=SOURCE, subject=household_id, correlation_id=ctx.correlation_id)
     await outbox.enqueue(conn, topic=ctx.settings.topic(topics.HOUSEHOLDS.name), envelope=envelope)
 
 
@@ -701,16 +727,19 @@ async def get_household_view(conn: asyncpg.Connection, household_id: UUID) -> di
 
 async def _view(conn: asyncpg.Connection, household: asyncpg.Record) -> dict[str, Any]:
     household_id = household["household_id"]
-    members = await store.get_members(conn, household_id)
-    assessment = await store.get_latest_assessment(conn, household_id)
-    card = await store.get_latest_card(conn, household_id)
-    snapshot = snapshot_from_rows(
+    return view_of(
         household,
-        members,
-        assessment,
-        card,
+        await store.get_members(conn, household_id),
+        await store.get_latest_assessment(conn, household_id),
+        await store.get_latest_card(conn, household_id),
         await store.village_classifications(conn, household["village_code"]),
     )
+
+
+def view_of(
+    household: Any, members: list[Any], assessment: Any, card: Any, reclassified: list[Any]
+) -> dict[str, Any]:
+    snapshot = snapshot_from_rows(household, members, assessment, card, reclassified)
     return {
         **dict(household),
         "location_category": snapshot.location_category_on(date.today()),

@@ -75,6 +75,17 @@ async def insert_row(conn: asyncpg.Connection, table: str, columns: list[str], r
     )
 
 
+async def insert_returning(
+    conn: asyncpg.Connection, table: str, columns: list[str], row: dict[str, Any], returning: str
+) -> dict[str, Any]:
+    record = await conn.fetchrow(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})"
+        f" RETURNING {returning}",
+        *[row.get(c) for c in columns],
+    )
+    return dict(record)
+
+
 async def insert_members(conn: asyncpg.Connection, members: list[dict[str, Any]]) -> None:
     await conn.executemany(
         f"INSERT INTO members ({', '.join(MEMBER_COLUMNS)}) VALUES ({_placeholders(len(MEMBER_COLUMNS))})",

@@ -1,7 +1,6 @@
 from datetime import date
 
 import orjson
-
 from krousar_common.events.households import HouseholdSnapshot
 from registration import service
 from registration.models import HouseholdCreate

@@ -107,9 +107,11 @@ def test_national_ids_are_unique_nine_digits(sample: Sample) -> None:
 
 
 def test_names_are_khmer_with_a_transliteration(sample: Sample) -> None:
-    for member in (m for h in sample.households for m in h.command.members):
-        assert any("\u1780" <= ch <= "\u17ff" for ch in member.name_km)
-        assert member.name_latin and member.name_latin.isascii()
+    for household in sample.households:
+        names = [m.name_km for m in household.command.members]
+        assert len(set(names)) == len(names)
+        assert all(any("\u1780" <= ch <= "\u17ff" for ch in name) for name in names)
+        assert all(m.name_latin and m.name_latin.isascii() for m in household.command.members)
 
 
 # --- scoring ----------------------------------------------------------------------------------

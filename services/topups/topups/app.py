@@ -7,7 +7,7 @@ from krousar_common.auth import Principal
 from krousar_common.runtime import Runtime
 from krousar_common.web import ServiceDefinition, create_service_app
 
-from topups import api, service
+from topups import api, metrics, service
 from topups.config import Settings
 from topups.seed import load_seed
 
@@ -29,7 +29,7 @@ DEFINITION = ServiceDefinition(
     description="The programme catalogue: routine programmes, rate tables and operator-defined top-ups.",
     routers=[api.router],
     migrations=Path(__file__).resolve().parent.parent / "migrations",
-    on_start=[seed_routine_programmes],
+    on_start=[seed_routine_programmes, metrics.schedule],
 )
 
 

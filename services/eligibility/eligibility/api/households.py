@@ -26,7 +26,11 @@ async def get_household(household_id: UUID, conn: Conn, principal: Reader) -> di
     row = await store.get_household(conn, household_id)
     if row is None:
         raise NotFound(f"household {household_id} is not known to eligibility (yet)")
-    return {"household_id": str(row["household_id"]), "version": row["version"], "snapshot": row["snapshot"]}
+    snapshot = row["snapshot"]
+    if not principal.has_any(*views.HIV_READERS):  # legally sensitive: only roles that need it
+        for member in snapshot["members"]:
+            member["lives_with_hiv"] = None
+    return {"household_id": str(row["household_id"]), "version": row["version"], "snapshot": snapshot}
 
 
 @router.get("/{household_id}/eligibility")
