@@ -493,13 +493,9 @@ async def test_killed_while_instructing_each_household_is_instructed_exactly_onc
 
         progress = await wait_for(instructing, interval=0.01, what="instructions under way")
         payments.kill()
-        instructed_at_kill = await _count_lines(db, run_id, "INSTRUCTED")
+        instructed_at_kill = await _instructed(db, run_id)
         await payments.start()
-        await wait_for(
-            lambda: _count_lines(db, run_id, "CALCULATED", equal_to=0),
-            timeout=60,
-            what="every line instructed",
-        )
+        await wait_for(lambda: _instructed(db, run_id, count), timeout=60, what="every line instructed")
 
         assert progress["total"] == count
         assert 0 < instructed_at_kill < count, "the kill came too late to test anything"
@@ -514,7 +510,7 @@ async def test_killed_while_instructing_each_household_is_instructed_exactly_onc
         assert len(instructions) == count and set(instructions.values()) == {1}
         assert (
             await db.fetchval(
-                "SELECT count(*) FROM payment_lines WHERE run_id = $1 AND instruction_id IS NULL",
+                "SELECT count(*) FROM line_states WHERE run_id = $1 AND instruction_id IS NULL",
                 uuid.UUID(run_id),
             )
             == 0
@@ -534,11 +530,9 @@ async def test_killed_while_instructing_each_household_is_instructed_exactly_onc
     assert (row["payments"], row["most"]) == (count, 1)
 
 
-async def _count_lines(db: Any, run_id: str, status: str, *, equal_to: int | None = None) -> Any:
-    found = await db.fetchval(
-        "SELECT count(*) FROM payment_lines WHERE run_id = $1 AND status = $2", uuid.UUID(run_id), status
-    )
-    return found if equal_to is None else found == equal_to
+async def _instructed(db: Any, run_id: str, expected: int | None = None) -> Any:
+    found = await db.fetchval("SELECT count(*) FROM instructions WHERE run_id = $1", uuid.UUID(run_id))
+    return found if expected is None else found == expected
 
 
 async def test_flood_and_inflation_top_ups_pay_the_right_households_on_the_right_dates(

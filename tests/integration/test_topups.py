@@ -46,9 +46,14 @@ async def read_topic(stack: TestStack, name: str) -> list[tuple[bytes, bytes]]:
 
 
 async def published(stack: TestStack, *, key: str | None = None) -> list[dict[str, Any]]:
-    """Every ProgrammeVersionPublished so far (of programme ``key`` when given), in order."""
-    messages = await read_topic(stack, topics.TOPUPS.name)
-    return [orjson.loads(v) for k, v in messages if key is None or k == key.encode()]
+    """Every ProgrammeVersionPublished the topups service published so far (of programme ``key``
+    when given), in order. Other test modules publish on this topic too, as stand-ins."""
+    messages = [
+        orjson.loads(v)
+        for k, v in await read_topic(stack, topics.TOPUPS.name)
+        if key is None or k == key.encode()
+    ]
+    return [m for m in messages if m["source"] == "krousar/topups"]
 
 
 async def post(topups: ServiceProcess, path: str, body: Any = None, **headers: str) -> Any:

@@ -140,9 +140,19 @@ class ConsumerRunner:
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
                 for tp, records in batches.items():
                     await self._process_with_retry(tp, records)
+                await self._report_lag()
         finally:
             await self.consumer.stop()
             log.info("consumer.stopped", topic=self.spec.topic, group=self.spec.group)
+
+    async def _report_lag(self) -> None:
+        """Messages between this group's position and the end of the log, summed over partitions."""
+        lag = 0
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                lag += max(0, end - await self.consumer.position(tp))
+        metrics.CONSUMER_LAG.labels(self.service, self.spec.topic).set(lag)
 
     async def _process_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         delay = 0.5

@@ -110,8 +110,9 @@ class LineRead(BaseModel):
     payee_name: str
     channel: str
     account: str | None
-    status: str
+    status: str = Field(description="CALCULATED, INSTRUCTED, PAID, FAILED, UNCLAIMED or CANCELLED")
     status_reason: str | None
+    instruction_id: UUID | None = Field(description="Event id of the PaymentInstructed")
     instructed_at: datetime | None
     status_at: datetime | None
 

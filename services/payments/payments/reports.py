@@ -26,6 +26,11 @@ EXPORTABLE = (RunState.APPROVED, RunState.INSTRUCTED, RunState.RECONCILED)
 CHUNK = 2000
 
 
+def line_view(row: asyncpg.Record) -> dict[str, Any]:
+    """A line with its state as people see it (INSTRUCTED once instructed, until the PSP answers)."""
+    return {**dict(row), "status": row["state"]}
+
+
 @router.get("/runs/{run_id}/lines", response_model=LinePage)
 async def list_lines(
     run_id: UUID,
@@ -38,12 +43,12 @@ async def list_lines(
 ) -> dict[str, Any]:
     """Payment lines with their arithmetic (terms and explanation) and status."""
     await service.get_run_or_raise(conn, run_id)
-    filters = {"household_id": household_id, "status": status}
+    filters = {"household_id": household_id, "state": status}
     lines = await store.list_lines(
         conn, run_id, filters={k: v for k, v in filters.items() if v is not None}, after=cursor, limit=limit
     )
     next_cursor = lines[-1]["payment_id"] if len(lines) == limit else None
-    return jsonable_encoder({"items": [dict(r) for r in lines], "next_cursor": next_cursor})
+    return jsonable_encoder({"items": [line_view(r) for r in lines], "next_cursor": next_cursor})
 
 
 @router.get("/runs/{run_id}/left-out", response_model=LeftOutPage)
@@ -158,7 +163,7 @@ async def household_payments(household_id: UUID, conn: Conn, principal: Reader) 
     return jsonable_encoder(
         {
             "household_id": household_id,
-            "payments": [dict(r) for r in lines],
+            "payments": [line_view(r) for r in lines],
             "left_out": [dict(r) for r in left_out],
         }
     )

@@ -1,0 +1,184 @@
+"""Which households a run pays, which it leaves out and why: pure logic, plain asserts."""
+
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from krousar_common.events.payments import RunState
+from krousar_common.programmes import ProgrammeVersion, load_programme
+from payments import domain
+
+SEEDS = Path(__file__).resolve().parents[2] / "topups" / "topups" / "seed"
+COVID = load_programme(SEEDS / "COVID19_CT.json")
+INFLATION = load_programme(SEEDS / "examples" / "INFLATION_2022.json")
+JULY = date(2020, 7, 1)
+ENROLMENT = {"payee_name": "សុខ ចាន់", "channel": "WING", "account": "012345678"}
+
+
+def member(born: str, **over: Any) -> dict[str, Any]:
+    return {
+        "member_id": str(uuid.uuid4()),
+        "name_km": "សុខ ចាន់",
+        "sex": "F",
+        "date_of_birth": born,
+        "relationship": "CHILD",
+        **over,
+    }
+
+
+def household(**over: Any) -> dict[str, Any]:
+    """The DOMAIN.md §5.1 check household: Phnom Penh, POOR_1, 6 members, 2 aged 60+, 2 under 5."""
+    members = [
+        member("1985-02-10", relationship="HEAD"),
+        member("1983-09-01"),
+        member("1950-01-15"),
+        member("1958-07-01"),
+        member("2016-08-20"),
+        member("2019-12-01"),
+    ]
+    snapshot = {
+        "household_id": str(uuid.uuid4()),
+        "version": 1,
+        "village_code": "12010101",
+        "commune_code": "120101",
+        "district_code": "1201",
+        "province_code": "12",
+        "location_history": [{"effective_from": "1900-01-01", "category": "PHNOM_PENH"}],
+        "interviewed_on": "2020-06-15",
+        "poverty_level": "POOR_1",
+        "head_member_id": members[0]["member_id"],
+        "female_headed": True,
+        "card": {
+            "card_number": "12010101-00001-0",
+            "status": "ACTIVE",
+            "issued_on": "2020-06-15",
+            "valid_until": "2023-06-14",
+        },
+        "members": members,
+    }
+    snapshot.update(over)
+    return snapshot
+
+
+def candidate(snapshot: dict[str, Any], *, eligible: bool = True, **over: Any) -> domain.Candidate:
+    fields = {"reasons": [], "enrolment": ENROLMENT, **over}
+    return domain.Candidate(
+        uuid.UUID(snapshot["household_id"]),
+        eligible,
+        fields["reasons"],
+        orjson.dumps(snapshot).decode(),
+        fields["enrolment"],
+    )
+
+
+def assess(
+    snapshot: dict[str, Any], programme: ProgrammeVersion = COVID, key: str = "2020-07", **over: Any
+) -> domain.Planned | domain.LeftOut:
+    history = over.pop("history", domain.History())
+    day = programme.payment_key(key)[1]
+    return domain.assess(programme, key, day, candidate(snapshot, **over), history)
+
+
+def test_the_check_household_is_paid_592_000_riel_with_its_arithmetic() -> None:
+    planned = assess(household())
+
+    assert isinstance(planned, domain.Planned)
+    ((line, attempt),) = planned.lines
+    assert (line.amount_riel, attempt) == (592_000, 1)
+    assert line.explanation == "120,000 + 6 × 52,000 + 4 × 40,000 = 592,000"
+    assert planned.payee == domain.Payee("សុខ ចាន់", "WING", "012345678")
+    assert planned.location_category == "PHNOM_PENH"
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"eligible": False, "reasons": ["NOT_POOR", "NOT_ENROLLED"]}, "NOT_POOR"),
+        ({"eligible": False}, "NOT_ELIGIBLE"),
+        ({"enrolment": None}, "NOT_ENROLLED"),
+    ],
+)
+def test_a_decision_says_why_not(over: dict[str, Any], reason: str) -> None:
+    left_out = assess(household(), **over)
+
+    assert isinstance(left_out, domain.LeftOut) and left_out.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"status": "WITHDRAWN"}, "HOUSEHOLD_WITHDRAWN"),
+        ({"card": None}, "CARD_NOT_ACTIVE"),
+        ({"poverty_level": "NOT_POOR"}, "LEVEL_NOT_TARGETED"),
+    ],
+)
+def test_the_period_s_first_day_is_checked_again(over: dict[str, Any], reason: str) -> None:
+    left_out = assess(household(**over))
+
+    assert isinstance(left_out, domain.LeftOut) and left_out.reason == reason
+
+
+def test_a_card_that_expired_before_the_period_leaves_the_household_out() -> None:
+    left_out = assess(household(), key="2023-07")
+
+    assert isinstance(left_out, domain.LeftOut)
+    assert left_out.reason == "CARD_NOT_ACTIVE"
+    assert "not on 2023-07-01" in (left_out.detail or "")
+
+
+def test_a_household_already_paid_or_in_another_run_is_not_paid_again() -> None:
+    snapshot = household()
+    hid = uuid.UUID(snapshot["household_id"])
+    paid = domain.History(live={(hid, "MONTHLY"): "PAID"})
+    pending = domain.History(live={(hid, "MONTHLY"): "CALCULATED"})
+
+    assert assess(snapshot, history=paid) == domain.LeftOut(hid, "ALREADY_PAID", "PAID")
+    assert assess(snapshot, history=pending) == domain.LeftOut(hid, "IN_ANOTHER_RUN", "CALCULATED")
+
+
+def test_a_retry_after_a_failure_is_a_new_attempt_with_a_new_payment_id() -> None:
+    snapshot = household()
+    hid = uuid.UUID(snapshot["household_id"])
+    retried = assess(snapshot, history=domain.History(attempts={(hid, "MONTHLY"): 1}))
+
+    assert isinstance(retried, domain.Planned)
+    assert retried.lines[0][1] == 2
+    first = domain.payment_id("COVID19_CT", "2020-07", hid, "MONTHLY", 1)
+    assert first == domain.payment_id("COVID19_CT", "2020-07", hid, "MONTHLY", 1)
+    assert first != domain.payment_id("COVID19_CT", "2020-07", hid, "MONTHLY", 2)
+
+
+def test_an_exclusion_names_the_programme_that_paid_the_household() -> None:
+    snapshot = household()
+    hid = uuid.UUID(snapshot["household_id"])
+    history = domain.History(excluded={hid: "FLOOD_2022"})
+
+    left_out = assess(snapshot, INFLATION, "2022-12-10", history=history)
+
+    assert isinstance(left_out, domain.LeftOut) and left_out.reason == "EXCLUDED_BY_FLOOD_2022"
+
+
+def test_totals_by_group_roll_up_by_each_dimension() -> None:
+    totals = domain.Totals()
+    for snapshot in (household(), household(), household(province_code="17", poverty_level="POOR_2")):
+        planned = assess(snapshot)
+        assert isinstance(planned, domain.Planned)
+        totals.add(planned)
+
+    rows = totals.rows()
+    assert totals.total_households == 3 and totals.lines == 3
+    assert domain.roll_up(rows, "province_code") == [
+        {"province_code": "12", "households": 2, "amount_riel": 1_184_000},
+        {"province_code": "17", "households": 1, "amount_riel": 120_000 + 6 * 36_000 + 4 * 28_000},
+    ]
+
+
+def test_runs_move_forward_only_and_cancel_only_before_approval() -> None:
+    assert domain.can_move(RunState.DRAFT, RunState.CALCULATED)
+    assert domain.can_move(RunState.CALCULATED, RunState.CANCELLED)
+    assert not domain.can_move(RunState.APPROVED, RunState.CANCELLED)
+    assert not domain.can_move(RunState.RECONCILED, RunState.INSTRUCTED)
+    assert domain.over_budget(10, 9) and not domain.over_budget(10, 10) and not domain.over_budget(10, None)
