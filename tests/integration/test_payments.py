@@ -3,9 +3,11 @@ eligibility and topups would), the payments service and the PSP simulator as rea
 
 import csv
 import io
+import os
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,11 +24,13 @@ from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.events.payments import PaymentStatus, PaymentStatusReported
 from krousar_common.events.programmes import ProgrammeVersionPublished
 from krousar_common.programmes import ProgrammeVersion, load_programme
-from krousar_common.testing import ROOT, ServiceProcess, TestStack, bearer, wait_for
+from krousar_common.testing import ROOT, ServiceProcess, TestStack, bearer, token, wait_for
+from payments import cli
 from payments.domain import payment_id
 from payments.exports.pain001 import XSD
 from psp_simulator.domain import Outcome, Shares, outcome_of
 from redis.asyncio import Redis
+from typer.testing import CliRunner
 
 SEEDS = ROOT / "services" / "topups" / "topups" / "seed"
 OPERATOR = bearer("operator-1", "payment_operator")
@@ -667,3 +671,38 @@ async def test_a_run_over_the_budget_ceiling_is_calculated_but_not_approved(stac
         assert again.status_code == 409
     rerun = await created(payments, code, period=period)  # cancelled lines hold nothing
     assert rerun["households"] == 2
+
+
+def run_cli(url: str, user_token: str, *args: str) -> str:
+    env = {**os.environ, "KROUSAR_PAYMENTS_URL": url, "KROUSAR_TOKEN": user_token, "COLUMNS": "200"}
+    result = CliRunner().invoke(cli.app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def test_a_monthly_run_from_the_terminal(stack, bus, payments, psp_simulator, tmp_path: Path) -> None:
+    programme = renamed(seed("COVID19_CT"), "CLI_TEST")
+    households = [make_snapshot(), make_snapshot("17020304", category="RURAL")]
+    await publish(bus, stack, programme, [make_decision(h, "CLI_TEST") for h in households])
+    operator = token("cli-operator", "payment_operator")
+    approver = token("cli-approver", "payment_approver")
+
+    created = run_cli(
+        payments.url, operator, "runs", "create", "--programme", "CLI_TEST", "--period", "2021-01", "--watch"
+    )
+    run_id = created.split("run ", 1)[1].split()[0]
+    assert "CALCULATED — 2 households" in created
+    refused = CliRunner().invoke(
+        cli.app,
+        ["runs", "approve", run_id],
+        env={"KROUSAR_PAYMENTS_URL": payments.url, "KROUSAR_TOKEN": operator},
+    )
+    assert refused.exit_code == 1 and "403" in refused.output
+    approved = run_cli(payments.url, approver, "runs", "approve", run_id, "--watch")
+    assert "RECONCILED" in approved
+    shown = run_cli(payments.url, operator, "runs", "show", run_id)
+    assert "by province" in shown
+    out = tmp_path / "run.xml"
+    run_cli(payments.url, operator, "runs", "export", run_id, "--format", "xml", "--out", str(out))
+    xmlschema.XMLSchema(str(XSD)).validate(str(out))
+    assert "TOTAL" in run_cli(payments.url, operator, "runs", "reconciliation", run_id)

@@ -61,10 +61,7 @@ def status() -> None:
     async def run() -> tuple[Any, int, list[Any]]:
         conn = await asyncpg.connect(Settings().database_url)
         try:
-            runs = await conn.fetch(
-                "SELECT run_id, status, on_day, households, decisions_changed, reason FROM evaluation_runs"
-                " ORDER BY requested_at DESC LIMIT 5"
-            )
+            runs = await store.latest_runs(conn, 5)
             return await store.get_clock(conn), await store.pending_count(conn), runs
         finally:
             await conn.close()

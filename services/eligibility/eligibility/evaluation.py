@@ -258,10 +258,8 @@ async def decide_households(
     outcome = await decide_batch(conn, rows, programmes, day, publishing)
     if skip_locked and len(rows) < len(household_ids):
         locked = {r["household_id"] for r in rows}
-        existing = await conn.fetch(
-            "SELECT household_id FROM households WHERE household_id = ANY($1::uuid[])", household_ids
-        )
-        outcome.skipped = [r["household_id"] for r in existing if r["household_id"] not in locked]
+        existing = await store.existing_households(conn, household_ids)
+        outcome.skipped = [h for h in existing if h not in locked]
     return outcome
 
 

@@ -48,9 +48,7 @@ async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event:
     await store.upsert_status(conn, event.payment_id, event.household_id, event.status, event.reported_at)
     if event.status is not PaymentStatus.PAID:
         return
-    code = await conn.fetchval(
-        "SELECT programme_code FROM payment_instructions WHERE payment_id = $1", event.payment_id
-    )
+    code = await store.instruction_programme(conn, event.payment_id)
     if code is None:  # not seen yet (or not committed yet): decide again to be safe
         await store.queue_households(conn, [event.household_id])
     else:
@@ -60,12 +58,7 @@ async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event:
 async def _decide_again_if_excluding(conn: asyncpg.Connection, household_id: object, code: str) -> None:
     # Only a payment another programme excludes on changes a decision: don't re-decide the whole
     # country after every national run.
-    excluded = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM programmes WHERE definition->'target'->'exclusions'"
-        " @> jsonb_build_array(jsonb_build_object('programme_code', $1::text)))",
-        code,
-    )
-    if excluded:
+    if await store.is_excluded_by_any(conn, code):
         await store.queue_households(conn, [household_id])  # type: ignore[list-item]
 
 

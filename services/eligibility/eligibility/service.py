@@ -94,11 +94,7 @@ async def enrol(conn: asyncpg.Connection, body: EnrolmentCreate, ctx: Context) -
         },
     )
     if previous is not None:
-        await conn.execute(
-            "UPDATE enrolments SET replaced_by = $2 WHERE enrolment_id = $1",
-            previous["enrolment_id"],
-            enrolment_id,
-        )
+        await store.set_replaced_by(conn, previous["enrolment_id"], enrolment_id)
     await decide_now(conn, household.household_id, ctx)
     log.info("household.enrolled", household_id=str(household.household_id), enrolment_id=str(enrolment_id))
     return enrolment_id
@@ -152,7 +148,7 @@ async def record_condition(
     }
     await store.insert_condition(conn, row)
     await decide_now(conn, household_id, ctx)
-    stored = await conn.fetchrow("SELECT * FROM conditions WHERE event_id = $1", event.event_id)
+    stored = await store.get_condition(conn, event.event_id)
     return {**dict(stored), "explanation": outcome.explanation if accepted else None}
 
 

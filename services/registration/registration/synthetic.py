@@ -263,6 +263,7 @@ def _steps(question: Any) -> dict[tuple[PovertyLevel, int], _Step]:
     values = [groups[p] for p in points]
     limited = question.key in AT_MOST_MEMBERS
     column = list(ANSWER_COLUMNS).index(question.key)
+    priors = [sum(ANSWER_PRIORS.get(question.key, {}).get(v, 1.0) for v in group) for group in values]
     steps = {}
     for size in range(1, MAX_SIZE + 1):
         texts = tuple(
@@ -274,7 +275,6 @@ def _steps(question: Any) -> dict[tuple[PovertyLevel, int], _Step]:
         if allowed != list(range(floor, cap + 1)):
             raise ValueError(f"{question.key}: the answers a household of {size} can give skip a group")
         nearest = tuple(min(max(g, floor), cap) for g in range(len(points)))
-        priors = [sum(ANSWER_PRIORS.get(question.key, {}).get(v, 1.0) for v in group) for group in values]
         for level, base in TILT.items():
             cumulative = list(accumulate(prior * base**g for g, prior in enumerate(priors)))
             steps[level, size] = _Step(cumulative, cumulative[-1], nearest, floor, cap, points, texts, column)

@@ -20,11 +20,11 @@ async def _enrolment_response(conn: Any, enrolment_id: UUID, status: int) -> JSO
     row = await store.get_enrolment(conn, enrolment_id)
     body = jsonable_encoder(EnrolmentRead.model_validate(dict(row)))
     decisions = await store.decisions_of_household(conn, row["household_id"])
-    body["decisions"] = jsonable_encoder([views_row(d) for d in decisions])
+    body["decisions"] = jsonable_encoder([decision_summary(d) for d in decisions])
     return JSONResponse(body, status_code=status)
 
 
-def views_row(row: Any) -> dict[str, Any]:
+def decision_summary(row: Any) -> dict[str, Any]:
     return {k: row[k] for k in ("programme_code", "programme_version", "eligible", "reasons", "payment_key")}
 
 

