@@ -142,6 +142,6 @@ def test_get_commune() -> None:
 
 def test_a_village_code_listed_under_two_communes_resolves_to_its_own_commune() -> None:
     # 02140401 appears under communes 021404 and 021405 in the 2025 list.
-    village = geography.get_village("02140401")
+    village = get_village("02140401")
 
     assert village is not None and village.commune_code == "021404"
