@@ -48,7 +48,7 @@ def make_household(**over: Any) -> dict[str, Any]:
         "answers": dict(URBAN_POOR_ANSWERS),
         "members": [
             make_member(national_id=random_national_id()),
-            make_member(name_km="សុខ ដារ៉ា", sex="M", date_of_birth="2022-01-01", relationship="CHILD"),
+            make_member(name_km="សុខ ដារ៉ា", sex="M", date_of_birth="2019-01-01", relationship="CHILD"),
         ],
     }
     household.update(over)

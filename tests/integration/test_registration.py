@@ -398,6 +398,7 @@ async def test_events_carry_the_documented_envelope(api, household_events) -> No
     snapshot = message.event.household
     assert (str(snapshot.household_id), snapshot.version) == (household_id, 1)
     assert snapshot.card.card_number == household["card"]["card_number"]
-    assert household_events.undecodable() == []
+    # test_dead_letters puts poison on this topic on purpose (key "poison"); nothing else may fail.
+    assert [m for m in household_events.undecodable() if m.key != "poison"] == []
     for other in household_events.messages:  # every event so far: keyed by the household it is about
         assert other.key == other.envelope.subject == str(other.event.household.household_id)

@@ -56,29 +56,53 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
     )
     app.state.settings = settings
     install_error_handlers(app)
-    _install_request_middleware(app, definition.name)
+    app.add_middleware(RequestContextMiddleware, service=definition.name)
     app.include_router(_operations_router())
     for router in definition.routers:
         app.include_router(router)
     return app
 
 
-def _install_request_middleware(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def correlate_and_measure(request: Request, call_next: Callable) -> Response:
-        correlation_id = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+class RequestContextMiddleware:
+    """Binds a correlation id to every request (and its log lines) and measures its duration.
+
+    A plain ASGI middleware: unlike ``BaseHTTPMiddleware`` it lets an unexpected exception reach
+    the 500 problem+json handler untouched, and costs less per request.
+    """
+
+    def __init__(self, app: Any, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        correlation_id = headers.get(b"x-correlation-id", b"").decode() or str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
-        request.state.correlation_id = correlation_id
+        status = 500
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.HTTP_REQUEST_DURATION.labels(
-            service, request.method, template, str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        response.headers["x-correlation-id"] = correlation_id
-        structlog.contextvars.unbind_contextvars("correlation_id")
-        return response
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-correlation-id", correlation_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            metrics.HTTP_REQUEST_DURATION.labels(
+                self.service, scope["method"], template, str(status)
+            ).observe(time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("correlation_id")
 
 
 async def _check(name: str, probe: Awaitable[Any]) -> tuple[str, str]:

@@ -97,7 +97,7 @@ CREATE UNIQUE INDEX payment_lines_never_twice ON payment_lines (programme_code, 
     WHERE status IN ('CALCULATED', 'PAID', 'UNCLAIMED');
 CREATE INDEX payment_lines_by_run ON payment_lines (run_id, payment_id);
 CREATE INDEX payment_lines_by_household ON payment_lines (household_id);
-CREATE INDEX payment_lines_open ON payment_lines (run_id) WHERE status = 'CALCULATED';
+CREATE INDEX payment_lines_open ON payment_lines (run_id, payment_id) WHERE status = 'CALCULATED';
 
 -- The instruction of a line: appended (COPY) in the transaction that writes its PaymentInstructed
 -- event to the outbox, never updated. Updating 700,000 wide, well-indexed line rows instead costs

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from registration import service, store
 from registration.domain import geography
+from registration.snapshots import SINCE_ALWAYS
 
 router = APIRouter(prefix="/v1/geo", tags=["geography"])
 Admin = Annotated[Principal, require_roles("registry_admin")]
@@ -104,7 +105,7 @@ async def reclassify(
 async def _village_view(conn: Any, found: geography.Village) -> dict[str, Any]:
     unit = geography.commune_unit(found.commune_code, service.commune_units())
     base = geography.location_category(found.commune_code, service.commune_units())
-    history = [{"effective_from": service.SINCE_ALWAYS, "category": base, "reason": f"commune is a {unit}"}]
+    history = [{"effective_from": SINCE_ALWAYS, "category": base, "reason": f"commune is a {unit}"}]
     history += [dict(r) for r in await store.village_classifications(conn, found.code)]
     in_force = [h for h in history if h["effective_from"] <= date.today()]
     return {

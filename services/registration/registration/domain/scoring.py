@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -111,6 +111,9 @@ _COMPARISONS: dict[str, Callable[[Fraction, Fraction], bool]] = {
 }
 
 
+# Cached: answers repeat (whole numbers, common areas), and Fraction arithmetic is what
+# dominates scoring a national round otherwise.
+@lru_cache(maxsize=65536)
 def _exact(number: int | float) -> Fraction:
     # Through the decimal text, so 0.5 ha or 14.9 m² compare exactly as written on the form.
     return Fraction(str(number)) if isinstance(number, float) else Fraction(number)
@@ -136,11 +139,16 @@ class Bands:
     otherwise: int
 
     def points_for(self, number: Fraction) -> int:
-        return next((band.points for band in self.bands if band.matches(number)), self.otherwise)
+        return _points_for(self, number)
 
     @property
     def max_points(self) -> int:
         return max(self.otherwise, *(band.points for band in self.bands))
+
+
+@lru_cache(maxsize=65536)
+def _points_for(bands: Bands, number: Fraction) -> int:
+    return next((band.points for band in bands.bands if band.matches(number)), bands.otherwise)
 
 
 # --- item kinds -------------------------------------------------------------------------------
