@@ -109,7 +109,7 @@ CREATE TABLE instructions (
     instruction_id uuid        NOT NULL UNIQUE,
     instructed_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX instructions_by_run ON instructions (run_id);
+CREATE INDEX instructions_by_run ON instructions (run_id, payment_id);
 
 -- A line as people see it: CALCULATED lines already instructed are INSTRUCTED.
 CREATE VIEW line_states AS

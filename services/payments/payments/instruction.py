@@ -1,9 +1,11 @@
 """Instructing an approved run: its lines become PaymentInstructed events, batch by batch.
 
-Each batch is one transaction that writes the events to the outbox (COPY) and marks the lines
-INSTRUCTED, so a line is instructed exactly once however often the process is killed: a batch
-either happened entirely or not at all, and the resume job carries on from the lines still
-CALCULATED. The outbox relay publishes while later batches are being written.
+Lines are instructed in payment id order, one batch per transaction that writes their events to
+the outbox (COPY) and records their instructions (COPY). The instructed lines are therefore
+always a prefix of the run's lines in that order, and the next batch starts after the last
+instruction recorded: a line is instructed exactly once however often the process is killed (a
+batch happened entirely or not at all), without asking of every line whether it was instructed.
+The outbox relay publishes while later batches are being written.
 """
 
 from dataclasses import dataclass
@@ -32,22 +34,14 @@ async def instruct_run(runtime: Runtime, run_id: UUID) -> None:
         run = await store.get_run(conn, run_id)
         if run is None or run["state"] != RunState.APPROVED:
             return
-        done = run["lines"] - await store.count_uninstructed(conn, run_id)
-    after: UUID | None = None
     with metrics.INSTRUCTION_DURATION.time():
-        while True:
-            outcome = await _instruct_batch(runtime, run_id, after, settings.instruction_batch_size)
-            if outcome is None:
-                return
-            after, count = outcome
-            done += count
+        while (done := await _instruct_batch(runtime, run_id, settings.instruction_batch_size)) is not None:
             await progress.report(runtime.redis, run_id, "INSTRUCTING", done, run["lines"])
 
 
-async def _instruct_batch(
-    runtime: Runtime, run_id: UUID, after: UUID | None, limit: int
-) -> tuple[UUID | None, int] | None:
-    """Instruct the next lines after ``after``; None when there is nothing (more) to do here."""
+async def _instruct_batch(runtime: Runtime, run_id: UUID, limit: int) -> int | None:
+    """Instruct the next lines; the count of lines instructed so far, or None when there is
+    nothing (more) for this process to do."""
     ctx = service.Context(SYSTEM, f"instruction-{run_id}", runtime.settings)  # type: ignore[arg-type]
     async with runtime.transaction() as conn:
         # One instructing process per run: another one (a replica, or this one resumed) waits.
@@ -56,27 +50,20 @@ async def _instruct_batch(
         run = await store.get_run(conn, run_id)
         if run is None or run["state"] != RunState.APPROVED:
             return None
-        rows = await store.lines_to_instruct(conn, run_id, after=after, limit=limit)
+        rows = await store.lines_to_instruct(conn, run_id, limit=limit)
         if not rows:
-            return await _finish(conn, run, ctx)
+            await service.move(conn, run_id, RunState.APPROVED, RunState.INSTRUCTED, ctx)
+            log.info("instruction.finished", run_id=str(run_id), lines=run["lines"])
+            return None
         envelopes = instruction_envelopes(run, rows, ctx.correlation_id)
         topic = ctx.settings.topic(topics.INSTRUCTIONS.name)
         await outbox.enqueue_many(conn, [(topic, envelope) for envelope in envelopes])  # type: ignore[arg-type]
         await store.record_instructions(
             conn, run_id, [r["payment_id"] for r in rows], [e.id for e in envelopes]
         )
+        done = await store.count_instructed(conn, run_id)
     metrics.LINES_INSTRUCTED.inc(len(rows))
-    return rows[-1]["payment_id"], len(rows)
-
-
-async def _finish(
-    conn: asyncpg.Connection, run: asyncpg.Record, ctx: service.Context
-) -> tuple[UUID | None, int] | None:
-    if await store.count_uninstructed(conn, run["run_id"]):
-        return None, 0  # lines before our starting point are left (another worker's start): go again
-    await service.move(conn, run["run_id"], RunState.APPROVED, RunState.INSTRUCTED, ctx)
-    log.info("instruction.finished", run_id=str(run["run_id"]), lines=run["lines"])
-    return None
+    return done
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,26 +235,20 @@ async def households_paid(
     return [r["household_id"] for r in rows]
 
 
-UNINSTRUCTED = (
-    " FROM payment_lines l WHERE run_id = $1 AND status = 'CALCULATED'"
-    " AND NOT EXISTS (SELECT 1 FROM instructions i WHERE i.payment_id = l.payment_id)"
-)
+NIL_UUID = UUID(int=0)  # sorts before every other uuid
 
 
-async def lines_to_instruct(
-    conn: asyncpg.Connection, run_id: UUID, *, after: UUID | None, limit: int
-) -> list[asyncpg.Record]:
+async def lines_to_instruct(conn: asyncpg.Connection, run_id: UUID, *, limit: int) -> list[asyncpg.Record]:
+    """The next lines after the last one instructed (instructions are made in payment id order)."""
     return await conn.fetch(
         "SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account"
-        f"{UNINSTRUCTED} AND ($2::uuid IS NULL OR payment_id > $2) ORDER BY payment_id LIMIT $3",
+        " FROM payment_lines WHERE run_id = $1 AND status = 'CALCULATED' AND payment_id > coalesce("
+        "  (SELECT payment_id FROM instructions WHERE run_id = $1 ORDER BY payment_id DESC LIMIT 1), $3)"
+        " ORDER BY payment_id LIMIT $2",
         run_id,
-        after,
         limit,
+        NIL_UUID,
     )
-
-
-async def count_uninstructed(conn: asyncpg.Connection, run_id: UUID) -> int:
-    return await conn.fetchval(f"SELECT count(*){UNINSTRUCTED}", run_id)
 
 
 async def count_instructed(conn: asyncpg.Connection, run_id: UUID) -> int:
