@@ -13,7 +13,7 @@ from krousar_common.events.households import CardStatus, PovertyLevel
 from krousar_common.idempotency import idempotent
 from krousar_common.web import Conn, RuntimeDep
 
-from registration import service, store
+from registration import changes, service, store
 from registration.models import (
     AuditEntry,
     CardAction,
@@ -165,7 +165,7 @@ def _member_added_route(path: str, change: str, summary: str) -> None:
             runtime,
             principal,
             household_id,
-            lambda conn, ctx: service.add_member(
+            lambda conn, ctx: changes.add_member(
                 conn, household_id, version, body.member, change, body.effective_on, ctx
             ),
         )
@@ -192,7 +192,7 @@ def _member_removed_route(path: str, change: str, summary: str) -> None:
             runtime,
             principal,
             household_id,
-            lambda conn, ctx: service.remove_member(
+            lambda conn, ctx: changes.remove_member(
                 conn,
                 household_id,
                 version,
@@ -228,7 +228,7 @@ async def withdraw(
         runtime,
         principal,
         household_id,
-        lambda conn, ctx: service.withdraw_household(conn, household_id, version, body.reason, ctx),
+        lambda conn, ctx: changes.withdraw_household(conn, household_id, version, body.reason, ctx),
     )
 
 
@@ -248,7 +248,7 @@ async def reassess(
         runtime,
         principal,
         household_id,
-        lambda conn, ctx: service.reassess(
+        lambda conn, ctx: changes.reassess(
             conn, household_id, version, body.answers, body.interviewed_on, ctx
         ),
     )
@@ -270,7 +270,7 @@ async def council_decision(
         runtime,
         principal,
         household_id,
-        lambda conn, ctx: service.decide_special_circumstances(
+        lambda conn, ctx: changes.decide_special_circumstances(
             conn, household_id, version, body.direction, body.reason, body.decided_on, ctx
         ),
     )
@@ -291,7 +291,7 @@ async def revoke_card(
         runtime,
         principal,
         household_id,
-        lambda conn, ctx: service.revoke_card(conn, household_id, version, body.reason, ctx),
+        lambda conn, ctx: changes.revoke_card(conn, household_id, version, body.reason, ctx),
     )
 
 
@@ -311,7 +311,7 @@ async def replace_card(
         runtime,
         principal,
         household_id,
-        lambda conn, ctx: service.replace_lost_card(
+        lambda conn, ctx: changes.replace_lost_card(
             conn, household_id, version, body.reason, ctx, date.today()
         ),
     )
@@ -320,7 +320,7 @@ async def replace_card(
 @router.get("/cards/{card_number}", response_model=CardLookup, tags=["cards"])
 async def get_card(card_number: str, conn: Conn, principal: Reader) -> dict[str, Any]:
     """Look a card up by number; the check digit is validated before any lookup."""
-    problem = service.find_card_number_problem(card_number)
+    problem = changes.find_card_number_problem(card_number)
     if problem:
         raise InvalidInput(problem, field="card_number")
 
@@ -340,7 +340,7 @@ async def expire_cards(
     """Run the daily expiry job for a date: every ACTIVE card past its validity becomes EXPIRED."""
     day = on or date.today()
     async with runtime.transaction() as conn:
-        expired = await service.expire_cards(conn, day, context(request, principal))
+        expired = await changes.expire_cards(conn, day, context(request, principal))
     return jsonable_encoder({"on": day, "expired": len(expired), "card_numbers": expired[:1000]})
 
 

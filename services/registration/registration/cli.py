@@ -18,7 +18,7 @@ from krousar_common.db import create_pool
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from registration import service
+from registration import changes, service
 from registration.config import Settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
@@ -38,7 +38,7 @@ def expire_cards(
         try:
             async with pool.acquire() as conn, conn.transaction():
                 ctx = service.Context(OPERATOR, f"cli-expire-{on}", settings)
-                return await service.expire_cards(conn, date.fromisoformat(on), ctx)
+                return await changes.expire_cards(conn, date.fromisoformat(on), ctx)
         finally:
             await pool.close()
 

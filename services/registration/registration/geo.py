@@ -10,7 +10,7 @@ from krousar_common.events.households import LocationCategory
 from krousar_common.web import Conn, RuntimeDep
 from pydantic import BaseModel, ConfigDict, Field
 
-from registration import service, store
+from registration import changes, service, store
 from registration.domain import geography
 from registration.snapshots import SINCE_ALWAYS
 
@@ -96,7 +96,7 @@ async def reclassify(
     found = service.resolve_village(village_code, field="village_code")
     ctx = service.Context(principal, request.state.correlation_id, request.app.state.settings)
     async with runtime.transaction() as conn:
-        await service.reclassify_village(
+        await changes.reclassify_village(
             conn, found.code, body.category, body.effective_from, body.reason, ctx
         )
         return await _village_view(conn, found)

@@ -6,7 +6,7 @@ import structlog
 from krousar_common.auth import Principal
 from krousar_common.runtime import Runtime
 
-from registration import service
+from registration import changes, service
 from registration.config import Settings
 from registration.imports import jobs as imports_jobs
 
@@ -18,7 +18,7 @@ async def expire_cards_due(runtime: Runtime, on: date | None = None) -> int:
     settings: Settings = runtime.settings  # type: ignore[assignment]
     day = on or datetime.now(UTC).date()
     async with runtime.transaction() as conn:
-        expired = await service.expire_cards(
+        expired = await changes.expire_cards(
             conn, day, service.Context(SYSTEM, f"card-expiry-{day}", settings)
         )
     log.info("cards.expired", on=str(day), count=len(expired))
