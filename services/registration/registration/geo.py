@@ -16,6 +16,9 @@ from registration.snapshots import SINCE_ALWAYS
 
 router = APIRouter(prefix="/v1/geo", tags=["geography"])
 Admin = Annotated[Principal, require_roles("registry_admin")]
+Reader = Annotated[
+    Principal, require_roles("commune_staff", "registry_admin", "viewer", "health_staff", "programme_manager")
+]
 
 
 class Place(BaseModel):
@@ -57,27 +60,27 @@ def _or_404(places: list[geography.Place] | None, what: str) -> list[geography.P
 
 
 @router.get("/provinces", response_model=list[Place])
-async def provinces() -> list[geography.Place]:
+async def provinces(principal: Reader) -> list[geography.Place]:
     return geography.list_provinces()
 
 
 @router.get("/provinces/{province_code}/districts", response_model=list[Place])
-async def districts(province_code: str) -> list[geography.Place]:
+async def districts(province_code: str, principal: Reader) -> list[geography.Place]:
     return _or_404(geography.list_districts(province_code), f"province {province_code}")
 
 
 @router.get("/districts/{district_code}/communes", response_model=list[Place])
-async def communes(district_code: str) -> list[geography.Place]:
+async def communes(district_code: str, principal: Reader) -> list[geography.Place]:
     return _or_404(geography.list_communes(district_code), f"district {district_code}")
 
 
 @router.get("/communes/{commune_code}/villages", response_model=list[Place])
-async def villages(commune_code: str) -> list[geography.Place]:
+async def villages(commune_code: str, principal: Reader) -> list[geography.Place]:
     return _or_404(geography.list_villages(commune_code), f"commune {commune_code}")
 
 
 @router.get("/villages/{village_code}", response_model=VillageRead)
-async def village(village_code: str, conn: Conn) -> dict[str, Any]:
+async def village(village_code: str, conn: Conn, principal: Reader) -> dict[str, Any]:
     """A village with its commune unit, today's location category and every reclassification."""
     found = geography.get_village(village_code)
     if found is None:

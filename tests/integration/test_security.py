@@ -1,0 +1,114 @@
+"""Every endpoint of every service rejects a missing, expired or wrong-role token, and no log line
+of a run carries HIV status or names."""
+
+import re
+from datetime import timedelta
+
+import httpx
+import pytest
+from factories import make_household, make_member, random_national_id
+from krousar_common.testing import ServiceProcess, bearer, token, wait_for
+
+OPEN = {
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
+DUMMY = {
+    "household_id": "6f1c2b4e-8d2a-4c47-9f55-1c2d3e4f5a6b",
+    "village_code": "12010101",
+    "commune_code": "120101",
+    "district_code": "1201",
+    "province_code": "12",
+}
+
+
+def operations(schema: dict) -> list[tuple[str, str]]:
+    found = []
+    for path, methods in schema["paths"].items():
+        if path in OPEN:
+            continue
+        concrete = re.sub(
+            r"\{(\w+)\}", lambda m: DUMMY.get(m.group(1), "6f1c2b4e-8d2a-4c47-9f55-1c2d3e4f5a6b"), path
+        )
+        found += [
+            (method.upper(), concrete) for method in methods if method in {"get", "post", "put", "delete"}
+        ]
+    return found
+
+
+async def _calls(service: ServiceProcess, headers: dict[str, str]) -> list[tuple[str, str, httpx.Response]]:
+    async with service.client() as client:
+        schema = (await client.get("/openapi.json")).json()
+        return [(m, p, await client.request(m, p, headers=headers)) for m, p in operations(schema)]
+
+
+@pytest.fixture(params=["registration", "eligibility", "topups", "payments"])
+def service(request: pytest.FixtureRequest) -> ServiceProcess:
+    return request.getfixturevalue(request.param)
+
+
+async def test_missing_token_is_401_problem_json(service: ServiceProcess) -> None:
+    for method, path, response in await _calls(service, {}):
+        assert response.status_code == 401, (method, path, response.status_code)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_expired_token_is_401(service: ServiceProcess) -> None:
+    expired = token("someone", "registry_admin", "programme_manager", ttl=timedelta(seconds=-5))
+    for method, path, response in await _calls(service, {"Authorization": f"Bearer {expired}"}):
+        assert response.status_code == 401, (method, path, response.status_code)
+
+
+async def test_a_role_without_rights_is_403(service: ServiceProcess) -> None:
+    nobody = token("someone", "no_such_role")
+    for method, path, response in await _calls(service, {"Authorization": f"Bearer {nobody}"}):
+        assert response.status_code == 403, (method, path, response.status_code)
+
+
+async def test_logs_never_carry_hiv_status_names_or_national_ids(stack, registration, eligibility) -> None:
+    national_id = random_national_id()
+    secret_name = "សុខ សម្ងាត់"
+    body = make_household(
+        members=[
+            make_member(name_km=secret_name, national_id=national_id, lives_with_hiv=True),
+            make_member(
+                name_km="សុខ ដារ៉ា",
+                sex="M",
+                date_of_birth="2019-01-01",
+                relationship="CHILD",
+                lives_with_hiv=True,
+            ),
+        ]
+    )
+    async with registration.client() as client:
+        created = await client.post(
+            "/v1/households", json=body, headers=bearer("s", "commune_staff", communes=["12"])
+        )
+        assert created.status_code == 201, created.text
+        await client.get(
+            f"/v1/households/{created.json()['household_id']}", headers=bearer("a", "registry_admin")
+        )
+        await client.post(
+            "/v1/households", json=body, headers=bearer("s", "commune_staff", communes=["12"])
+        )  # 409
+    household_id = created.json()["household_id"]
+    async with eligibility.client() as client:
+        await wait_for(
+            lambda: _known(client, household_id), what="the household in eligibility (so its consumer logged)"
+        )
+
+    for service in (registration, eligibility):
+        text = service.log_path.read_text(encoding="utf-8")
+        assert national_id not in text
+        assert secret_name not in text
+        assert "lives_with_hiv" not in text
+
+
+async def _known(client: httpx.AsyncClient, household_id: str) -> bool:
+    response = await client.get(f"/v1/households/{household_id}", headers=bearer("v", "viewer"))
+    return response.status_code == 200
