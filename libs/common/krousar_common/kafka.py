@@ -160,11 +160,13 @@ class ConsumerRunner:
             try:
                 await self._process(tp, records)
                 return
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, KafkaError) as exc:
-                # Transient: nothing was committed, so the whole batch is applied again once
-                # the database or broker is back; the inbox turns repeats into no-ops.
+            except Exception as exc:
+                # Anything that is not a poison message (those were dead-lettered inside the
+                # batch) is treated as transient: the database restarting, the broker away.
+                # Nothing was committed, so the whole batch is applied again and the inbox turns
+                # repeats into no-ops. A consumer that died here would silently stop its partition.
                 log.warning(
-                    "consumer.transient_error", error=str(exc), retry_in=delay, partition=tp.partition
+                    "consumer.transient_error", error=repr(exc)[:500], retry_in=delay, partition=tp.partition
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

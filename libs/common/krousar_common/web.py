@@ -113,6 +113,13 @@ async def _check(name: str, probe: Awaitable[Any]) -> tuple[str, str]:
         return name, f"failing: {type(exc).__name__}: {exc}"[:200]
 
 
+async def _workers_alive(runtime: Runtime) -> None:
+    """The outbox relay and every consumer must still be running."""
+    dead = [t.get_name() for t in runtime.tasks if t.done()]
+    if dead:
+        raise RuntimeError(f"stopped: {', '.join(dead)}")
+
+
 def _operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -128,6 +135,7 @@ def _operations_router() -> APIRouter:
                 _check("postgres", runtime.pool.fetchval("SELECT 1")),
                 _check("redis", runtime.redis.ping()),
                 _check("kafka", runtime.producer.client.fetch_all_metadata()),
+                _check("workers", _workers_alive(runtime)),
             )
         )
         healthy = all(v == "ok" for v in checks.values())

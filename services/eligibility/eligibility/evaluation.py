@@ -64,6 +64,8 @@ class Outcome:
     written: int = 0
     published: int = 0
     skipped: list[UUID] = field(default_factory=list)
+    # Registry event times of the households decided from the queue (decision latency metric).
+    event_times: list[datetime] = field(default_factory=list)
 
     def add(self, other: "Outcome") -> None:
         self.households += other.households
@@ -266,12 +268,14 @@ async def decide_households(
 async def drain_pending(pool: asyncpg.Pool, publishing: Publishing, limit: int) -> Outcome:
     """Decide one batch of queued households; the ones held elsewhere go back in the queue."""
     async with pool.acquire() as conn, conn.transaction():
-        ids = await store.take_pending(conn, limit)
-        if not ids:
+        taken = await store.take_pending(conn, limit)
+        if not taken:
             return Outcome()
-        outcome = await decide_households(conn, ids, publishing, skip_locked=True)
-        await store.queue_households(conn, outcome.skipped)
-        outcome.taken = len(ids)
+        outcome = await decide_households(conn, list(taken), publishing, skip_locked=True)
+        await store.queue_households(conn, outcome.skipped, event_times=[taken[h] for h in outcome.skipped])
+        outcome.taken = len(taken)
+        skipped = set(outcome.skipped)
+        outcome.event_times = [t for h, t in taken.items() if t is not None and h not in skipped]
         return outcome
 
 

@@ -19,7 +19,7 @@ from eligibility import jobs, store
 
 async def on_household_event(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
     if isinstance(event, HouseholdEvent) and await store.upsert_household(conn, event.household):
-        await store.queue_households(conn, [event.household.household_id])
+        await store.queue_households(conn, [event.household.household_id], event_times=[envelope.time])
 
 
 async def on_programme_published(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:

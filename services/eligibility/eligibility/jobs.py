@@ -157,6 +157,7 @@ class Decider:
             )
             if outcome is not None:
                 metrics.DECISIONS_PUBLISHED.labels("change").inc(outcome.published)
+                metrics.observe_decision_latency(outcome.event_times)
             if outcome is not None and outcome.taken and (outcome.households or not outcome.skipped):
                 continue  # more may be queued
             # Nothing queued, or only households others hold right now: give them a moment.

@@ -1,21 +1,35 @@
-"""Eligibility metrics: the coverage funnel read from the database, decision and run counters."""
+"""Eligibility metrics: the coverage funnel read from the database, decision and run counters, and
+how long a registry change takes to become a decision.
+
+The funnel is the one GET /v1/coverage serves (``views.coverage``), without the commune: Prometheus
+labels stay bounded (programme, period, province, sex of the head, stage).
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from krousar_common.metrics import DatabaseGauges
 from krousar_common.runtime import Runtime
 from prometheus_client import Counter, Histogram
 
-from eligibility import evaluation, store
+from eligibility import store, views
 
 FUNNEL = DatabaseGauges(
     "krousar_eligibility_households",
-    "Coverage funnel per programme and province for the programme's current payment: stage is"
-    " registered, poor (card in force), eligible (all rules but enrolment) or enrolled (payable).",
-    ["programme", "province", "stage"],
+    "Coverage funnel per programme and province for the programme's current payment (period):"
+    " stage is registered, poor (card in force), eligible (all rules but enrolment), enrolled"
+    " (payable), instructed, paid, failed or unclaimed.",
+    ["programme", "period", "province", "stage"],
 )
-HEAD_SEX = DatabaseGauges(
-    "krousar_eligibility_enrolled_households_by_head_sex",
-    "Enrolled (payable) households per programme by sex of the household head.",
-    ["programme", "head_sex"],
+FUNNEL_BY_HEAD_SEX = DatabaseGauges(
+    "krousar_eligibility_households_by_head_sex",
+    "The coverage funnel of krousar_eligibility_households, nationally, by sex of the household head.",
+    ["programme", "period", "head_sex", "stage"],
+)
+ENROLLED_AMOUNT = DatabaseGauges(
+    "krousar_eligibility_enrolled_amount_riel",
+    "Riel the enrolled (payable) households are entitled to for the programme's current payment.",
+    ["programme", "period", "province"],
 )
 DECISIONS_PUBLISHED = Counter(
     "krousar_eligibility_decisions_published_total",
@@ -27,36 +41,39 @@ EVALUATION_SECONDS = Histogram(
     "Duration of full evaluations (every household for one or more programmes).",
     buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600),
 )
-STAGES = ("registered", "poor", "eligible", "enrolled")
+DECISION_LATENCY = Histogram(
+    "krousar_eligibility_decision_latency_seconds",
+    "From a registry household event (its CloudEvents time: a registration, an assessment, a card"
+    " change) to the commit of the decisions made on it.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+STAGES = ("registered", "poor", "eligible", "enrolled", "instructed", "paid", "failed", "unclaimed")
+NO_PAYMENT = "none"  # the period label of a programme that is not running
+
+
+def observe_decision_latency(event_times: Iterable[datetime]) -> None:
+    now = datetime.now(UTC)
+    for event_time in event_times:
+        DECISION_LATENCY.observe(max(0.0, (now - event_time).total_seconds()))
 
 
 async def refresh(runtime: Runtime) -> None:
-    funnel, by_sex = [], []
+    funnel: list[tuple[tuple[str, ...], float]] = []
+    by_sex: list[tuple[tuple[str, ...], float]] = []
+    amounts: list[tuple[tuple[str, ...], float]] = []
     async with runtime.pool.acquire() as conn:
-        day = await evaluation.current_day(conn)
         for programme in await store.load_programmes(conn):
-            keys = await store.payment_keys_of(conn, programme.code)
-            first_day = programme.calendar.first_day(min(keys)) if keys else day
-            rows = await store.coverage(conn, programme.code, first_day, None)
-            funnel += _by_province(programme.code, rows)
-            by_sex += _by_head_sex(programme.code, rows)
+            key, day = await views.current_payment(conn, programme)
+            rows = await store.coverage(conn, programme.code, key, day, None)
+            labels = (programme.code, key or NO_PAYMENT)
+            for province, stages in views.funnel(rows, lambda r: r["province_code"]).items():
+                funnel += [((*labels, province, stage), stages[stage]) for stage in STAGES]
+                amounts.append(((*labels, province), stages["amount_riel"]))
+            for female, stages in views.funnel(rows, lambda r: r["female_headed"]).items():
+                by_sex += [((*labels, "F" if female else "M", stage), stages[stage]) for stage in STAGES]
     FUNNEL.replace(funnel)
-    HEAD_SEX.replace(by_sex)
-
-
-def _by_province(code: str, rows: list) -> list[tuple[tuple[str, ...], float]]:
-    totals: dict[tuple[str, str], int] = {}
-    for row in rows:
-        for stage in STAGES:
-            totals[row["province_code"], stage] = totals.get((row["province_code"], stage), 0) + row[stage]
-    return [((code, province, stage), value) for (province, stage), value in totals.items()]
-
-
-def _by_head_sex(code: str, rows: list) -> list[tuple[tuple[str, ...], float]]:
-    totals = {"F": 0, "M": 0}
-    for row in rows:
-        totals["F" if row["female_headed"] else "M"] += row["enrolled"]
-    return [((code, sex), value) for sex, value in totals.items()]
+    FUNNEL_BY_HEAD_SEX.replace(by_sex)
+    ENROLLED_AMOUNT.replace(amounts)
 
 
 async def schedule(runtime: Runtime) -> None:

@@ -1,6 +1,8 @@
 """Read use cases: a household's eligibility for any period with the arithmetic, the beneficiaries of
 a programme, and the coverage funnel."""
 
+import csv
+import io
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
@@ -17,7 +19,17 @@ from eligibility import domain, evaluation, store
 HIV_READERS = ("registry_admin", "health_staff")  # DOMAIN §2: HIV status only for roles that need it
 SCAN_CHUNK = 500
 SCAN_LIMIT = 20_000  # households examined per page when beneficiaries are computed, not stored
-FUNNEL_STAGES = ("registered", "poor", "eligible", "enrolled", "amount_riel")
+FUNNEL_STAGES = (
+    "registered",
+    "poor",
+    "eligible",
+    "enrolled",
+    "instructed",
+    "paid",
+    "failed",
+    "unclaimed",
+    "amount_riel",
+)
 NOWHERE = UUID(int=0)
 
 
@@ -248,23 +260,34 @@ def funnel(rows: Sequence[asyncpg.Record], key: Callable[[asyncpg.Record], Any])
     return groups
 
 
-async def coverage(
-    conn: asyncpg.Connection, code: str, *, period: str | None, province: str | None
-) -> dict[str, Any]:
-    """registered → poor (card in force) → eligible (every rule but enrolment) → enrolled (payable),
-    for the programme's current payment, by province, commune and sex of the head."""
-    programme = await programme_or_404(conn, code)
-    keys = sorted(await store.payment_keys_of(conn, code))
+async def current_payment(
+    conn: asyncpg.Connection, programme: ProgrammeVersion, period: str | None = None
+) -> tuple[str | None, date]:
+    """The payment the funnel is kept for (the earliest one decisions are made for; None when the
+    programme is not running) and its first day. ``period`` picks one of them (YYYY-MM or a date)."""
+    keys = sorted(await store.payment_keys_of(conn, programme.code))
     if period is not None and not any(_matches(period, k) for k in keys):
         current = ", ".join(keys) or "none: the programme is not running"
         raise InvalidInput(
-            f"coverage is kept for {code}'s current payment ({current}); to see another day, hold the"
-            " clock there with POST /v1/evaluations",
+            f"coverage is kept for {programme.code}'s current payment ({current}); to see another day,"
+            " hold the clock there with POST /v1/evaluations",
             field="period",
         )
-    key = keys[0] if keys else None
-    day = programme.calendar.first_day(key) if key else await evaluation.current_day(conn)
-    rows = await store.coverage(conn, code, day, province)
+    keys = [k for k in keys if period is None or _matches(period, k)]
+    if not keys:
+        return None, await evaluation.current_day(conn)
+    return keys[0], programme.calendar.first_day(keys[0])
+
+
+async def coverage(
+    conn: asyncpg.Connection, code: str, *, period: str | None, province: str | None
+) -> dict[str, Any]:
+    """registered → poor (card in force) → eligible (every rule but enrolment) → enrolled (payable)
+    → instructed → paid (failed, unclaimed) for the programme's current payment, by province,
+    commune and sex of the head."""
+    programme = await programme_or_404(conn, code)
+    key, day = await current_payment(conn, programme, period)
+    rows = await store.coverage(conn, code, key, day, province)
     return {
         "programme_code": code,
         "payment_key": key,
@@ -281,3 +304,21 @@ async def coverage(
             for k, v in sorted(funnel(rows, lambda r: r["female_headed"]).items())
         ],
     }
+
+
+COVERAGE_CSV_COLUMNS = ("programme_code", "payment_key", "level", "province_code", "commune_code")
+
+
+def coverage_csv(report: dict[str, Any]) -> str:
+    """The funnel as CSV: the national total, then one row per province, then per commune (whose
+    first two digits are its province)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*COVERAGE_CSV_COLUMNS, *FUNNEL_STAGES])
+    head = [report["programme_code"], report["payment_key"] or ""]
+    rows = [("national", "", "", report["totals"])]
+    rows += [("province", p["province_code"], "", p) for p in report["by_province"]]
+    rows += [("commune", c["commune_code"][:2], c["commune_code"], c) for c in report["by_commune"]]
+    for level, province, commune, stages in rows:
+        writer.writerow([*head, level, province, commune, *(stages[s] for s in FUNNEL_STAGES)])
+    return out.getvalue()

@@ -1,9 +1,9 @@
 """Programmes as eligibility sees them: beneficiaries and the coverage funnel."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from krousar_common.web import Conn
 
@@ -46,10 +46,24 @@ async def beneficiaries(
     return jsonable_encoder(page)
 
 
-@router.get("/coverage")
+@router.get("/coverage", responses={200: {"content": {"text/csv": {}}}})
 async def coverage(
-    conn: Conn, principal: Reader, programme: str, period: Period = None, province: Province = None
+    conn: Conn,
+    principal: Reader,
+    programme: str,
+    period: Period = None,
+    province: Province = None,
+    format: Literal["json", "csv"] = "json",
 ) -> Any:
     """The funnel registered → poor (card in force) → eligible (every rule but enrolment) → enrolled
-    (payable), by province, commune and sex of the household head."""
-    return jsonable_encoder(await views.coverage(conn, programme, period=period, province=province))
+    (payable) → instructed → paid (failed, unclaimed), by province, commune and sex of the household
+    head; ``format=csv``: the national, province and commune rows as a spreadsheet."""
+    report = await views.coverage(conn, programme, period=period, province=province)
+    if format == "json":
+        return jsonable_encoder(report)
+    name = f"coverage-{programme}-{report['payment_key'] or 'none'}.csv"
+    return Response(
+        views.coverage_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -113,9 +113,21 @@ async def snapshots(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> 
     )
 
 
-# The funnel of DOMAIN.md §6 on the payment's first day ($2): registered (active households) →
-# poor with a card in force → eligible (every rule met but enrolment) → enrolled (payable).
+# The funnel of DOMAIN.md §6 for one payment ($4, its first day $2): registered (active households) →
+# poor with a card in force → eligible (every rule met but enrolment) → enrolled (payable) →
+# instructed → paid, failed or unclaimed (what payments.instructions.v1 and payments.status.v1 said).
+# A household counts once: paid if any of its lines was paid, else unclaimed, else failed; a failed
+# line paid by a later run counts as paid.
 COVERAGE_SQL = """
+WITH instructed AS (
+    SELECT i.household_id,
+           coalesce(bool_or(s.status = 'PAID'), false) AS paid,
+           coalesce(bool_or(s.status = 'UNCLAIMED'), false) AS unclaimed,
+           coalesce(bool_or(s.status = 'FAILED'), false) AS failed
+    FROM payment_instructions i LEFT JOIN payment_statuses s USING (payment_id)
+    WHERE i.programme_code = $1 AND i.period = $4
+    GROUP BY 1
+)
 SELECT h.province_code, h.commune_code, h.female_headed,
        count(*) AS registered,
        count(*) FILTER (WHERE h.poverty_level IN ('POOR_1', 'POOR_2')
@@ -123,18 +135,25 @@ SELECT h.province_code, h.commune_code, h.female_headed,
                           AND h.card_issued_on <= $2 AND $2 <= h.card_valid_until) AS poor,
        count(*) FILTER (WHERE d.eligible OR d.reasons = ARRAY['NOT_ENROLLED']) AS eligible,
        count(*) FILTER (WHERE d.eligible) AS enrolled,
+       count(p.household_id) AS instructed,
+       count(*) FILTER (WHERE p.paid) AS paid,
+       count(*) FILTER (WHERE p.unclaimed AND NOT p.paid) AS unclaimed,
+       count(*) FILTER (WHERE p.failed AND NOT p.paid AND NOT p.unclaimed) AS failed,
        coalesce(sum(d.amount_riel) FILTER (WHERE d.eligible), 0) AS amount_riel
 FROM households h
 LEFT JOIN decisions d ON d.household_id = h.household_id AND d.programme_code = $1
+LEFT JOIN instructed p ON p.household_id = h.household_id
 WHERE h.status = 'ACTIVE' AND ($3::text IS NULL OR h.province_code = $3)
 GROUP BY 1, 2, 3
 """
 
 
 async def coverage(
-    conn: asyncpg.Connection, code: str, day: date, province: str | None
+    conn: asyncpg.Connection, code: str, key: str | None, day: date, province: str | None
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(COVERAGE_SQL, code, day, province)
+    """The funnel of payment ``key`` (None: the programme is not running) on ``day``, by province,
+    commune and sex of the head."""
+    return await conn.fetch(COVERAGE_SQL, code, day, province, key)
 
 
 async def payment_keys_of(conn: asyncpg.Connection, code: str) -> list[str]:

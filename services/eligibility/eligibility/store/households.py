@@ -1,6 +1,7 @@
 """The household projection (registry.households.v1) and the queue of households to decide again."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -82,22 +83,37 @@ async def household_ids_after(conn: asyncpg.Connection, after: UUID, limit: int)
 # --- households waiting for a decision ---------------------------------------------------------------
 
 
-async def queue_households(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> None:
+async def queue_households(
+    conn: asyncpg.Connection,
+    household_ids: Sequence[UUID],
+    *,
+    event_times: Sequence[datetime | None] | None = None,
+) -> None:
+    """Queue households to decide again; ``event_times`` (one per household) say when the registry
+    event behind each happened, for the decision latency metric."""
     if not household_ids:
         return
-    await conn.execute("INSERT INTO pending (household_id) SELECT unnest($1::uuid[])", list(household_ids))
+    times = list(event_times) if event_times is not None else [None] * len(household_ids)
+    await conn.execute(
+        "INSERT INTO pending (household_id, event_time) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])",
+        list(household_ids),
+        times,
+    )
     await conn.execute("SELECT pg_notify($1, '')", PENDING_CHANNEL)
 
 
-async def take_pending(conn: asyncpg.Connection, limit: int) -> list[UUID]:
-    """Remove up to ``limit`` queue entries (rows other deciders hold are skipped); distinct ids."""
+async def take_pending(conn: asyncpg.Connection, limit: int) -> dict[UUID, datetime | None]:
+    """Remove up to ``limit`` queue entries (rows other deciders hold are skipped): each household
+    once, with the oldest registry event time queued for it (None: no event queued it)."""
     rows = await conn.fetch(
         "WITH taken AS (DELETE FROM pending WHERE id IN"
-        " (SELECT id FROM pending ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING household_id)"
-        " SELECT DISTINCT household_id FROM taken ORDER BY household_id",
+        " (SELECT id FROM pending ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING household_id, event_time)"
+        " SELECT household_id, min(event_time) AS event_time FROM taken"
+        " GROUP BY household_id ORDER BY household_id",
         limit,
     )
-    return [r["household_id"] for r in rows]
+    return {r["household_id"]: r["event_time"] for r in rows}
 
 
 async def pending_count(conn: asyncpg.Connection) -> int:
