@@ -133,7 +133,9 @@ def plan_chunk(job: tuple[int, str]) -> bytes:
             used[item.village.code] += 1
             if used[item.village.code] >= CARDS_PER_CHUNK:
                 raise ValueError(f"more than {CARDS_PER_CHUNK} cards in village {item.village.code}")
-            card_number = cards.card_number(item.village.code, number * CARDS_PER_CHUNK + used[item.village.code])
+            card_number = cards.card_number(
+                item.village.code, number * CARDS_PER_CHUNK + used[item.village.code]
+            )
         plan = service.plan_registration(
             item.parsed.command,
             item.village,

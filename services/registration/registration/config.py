@@ -9,3 +9,4 @@ class Settings(ServiceSettings):
     service_name: str = "registration"
     port: int = SERVICE_PORTS["registration"]
     card_valid_years: int = 3  # configurable by law's absence: DOMAIN.md §4 default
+    coverage_refresh_seconds: float = 15  # how often the registry gauges are read from the database

@@ -18,8 +18,9 @@ MEMBERS = DatabaseGauges(
 )
 VULNERABLE_MEMBERS = DatabaseGauges(
     "krousar_registry_vulnerable_members",
-    "Current members of active households by province and vulnerable category (today's ages).",
-    ["province", "category"],
+    "Current members of active households by province, vulnerable category (today's ages) and sex;"
+    " hiv by province only (no sex label).",
+    ["province", "category", "sex"],
 )
 IMPORT_HOUSEHOLDS = Counter(
     "krousar_registry_import_households_total", "Households in imported files by outcome.", ["outcome"]
@@ -44,17 +45,27 @@ MEMBERS_SQL = """
 SELECT h.province_code, m.sex, count(*) FROM members m JOIN households h USING (household_id)
 WHERE m.active GROUP BY 1, 2
 """
-# HIV appears only here, at province level (DOMAIN.md §2: never below province in metrics).
+# HIV appears only by province, never split further (DOMAIN.md §2: never below province in
+# metrics): its sex label is empty, which Prometheus stores as no label at all.
 VULNERABLE_SQL = """
-SELECT h.province_code,
+SELECT h.province_code, m.sex,
        count(*) FILTER (WHERE m.date_of_birth > $1::date - interval '5 years'),
        count(*) FILTER (WHERE m.date_of_birth <= $1::date - interval '60 years'),
        count(*) FILTER (WHERE m.has_disability),
        count(*) FILTER (WHERE m.lives_with_hiv)
 FROM members m JOIN households h USING (household_id)
-WHERE m.active GROUP BY 1
+WHERE m.active GROUP BY 1, 2
 """
-CATEGORIES = ("child_under_5", "elderly_60_plus", "disability", "hiv")
+CATEGORIES = ("child_under_5", "elderly_60_plus", "disability")
+
+
+def vulnerable_samples(rows: list) -> list[tuple[tuple[str, str, str], int]]:
+    """(province, category, sex) counts from VULNERABLE_SQL rows; hiv summed over sexes."""
+    samples = [((r[0], category, r[1]), r[i + 2]) for r in rows for i, category in enumerate(CATEGORIES)]
+    hiv: dict[str, int] = {}
+    for r in rows:
+        hiv[r[0]] = hiv.get(r[0], 0) + r[5]
+    return samples + [((province, "hiv", ""), count) for province, count in hiv.items()]
 
 
 async def refresh(runtime: Runtime) -> None:
@@ -65,10 +76,8 @@ async def refresh(runtime: Runtime) -> None:
         vulnerable = await conn.fetch(VULNERABLE_SQL, today)
     HOUSEHOLDS.replace((tuple(r[:4]), r[4]) for r in households)
     MEMBERS.replace((tuple(r[:2]), r[2]) for r in members)
-    VULNERABLE_MEMBERS.replace(
-        ((r[0], category), r[i + 1]) for r in vulnerable for i, category in enumerate(CATEGORIES)
-    )
+    VULNERABLE_MEMBERS.replace(vulnerable_samples(vulnerable))
 
 
 async def schedule(runtime: Runtime) -> None:
-    runtime.every(15, refresh)
+    runtime.every(runtime.settings.coverage_refresh_seconds, refresh)  # type: ignore[attr-defined]
