@@ -62,7 +62,8 @@ format_storage() {
 }
 
 start_node() {
-  local i="$1" name="kafka-$ID-node$i"
+  local i="$1"
+  local name="kafka-$ID-node$i"
   if is_running "$name"; then log "$name already running"; return 0; fi
   write_properties "$i"
   format_storage "$i"
