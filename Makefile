@@ -3,7 +3,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 PY := .venv/bin/python
 
-.PHONY: up down clean infra install test test-unit lint format bench bench-import bench-api bench-payments schemas
+.PHONY: up down clean infra install test test-unit lint format bench bench-import bench-api bench-payments bench-eligibility schemas
 
 up:            ## install what is missing, start the stack and every service, print the URLs
 	@$(STACK) up
@@ -38,6 +38,7 @@ schemas: install  ## write the JSON Schema of every event to docs/events/
 HOUSEHOLDS ?= 100000
 bench: infra   ## benchmarks at the sizes the issues name; results in docs/benchmarks.md
 	@.venv/bin/python -m bench.bench_import --households 100000
+	@.venv/bin/python -m bench.bench_eligibility --households 700000
 	@.venv/bin/python -m bench.bench_api --rate 200 --seconds 30
 	@.venv/bin/python -m bench.bench_payments --households 705487
 
@@ -49,3 +50,6 @@ bench-api: infra  ## the registration API at 200 registrations/s for 30 s
 
 bench-payments: infra  ## a national payment run (705,487 households) through reconciliation
 	@.venv/bin/python -m bench.bench_payments --households 705487
+
+bench-eligibility: infra  ## full re-evaluation of 700,000 households, and registration → decision delay
+	@.venv/bin/python -m bench.bench_eligibility --households 700000

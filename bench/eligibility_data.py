@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from eligibility import store
+from eligibility import household, store
 from krousar_common.auth import Principal
 from registration import service, synthetic
 from registration.domain import cards
@@ -46,6 +46,7 @@ HOUSEHOLD_COLUMNS = [
     "card_issued_on",
     "card_valid_until",
     "snapshot",
+    "facts",
 ]
 ENROLMENT_COLUMNS = [
     "enrolment_id",
@@ -161,7 +162,8 @@ def read_snapshots(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
 
 
 def household_row(data: dict[str, Any], text: str) -> tuple[Any, ...]:
-    """The projection row ``store.upsert_household`` writes for this snapshot."""
+    """The projection row ``store.upsert_household`` writes for this snapshot (JSON as text: this
+    connection has asyncpg's default codecs)."""
     card = data["card"] or {}
     issued, until = card.get("issued_on"), card.get("valid_until")
     return (
@@ -178,6 +180,7 @@ def household_row(data: dict[str, Any], text: str) -> tuple[Any, ...]:
         date.fromisoformat(issued) if issued else None,
         date.fromisoformat(until) if until else None,
         text,
+        orjson.dumps(household.facts_of(data)).decode(),
     )
 
 

@@ -172,8 +172,13 @@ def _component_lines(
         Component.ELDERLY: (term("members aged 60 or more", elderly, rates.elderly_per_member),),
         Component.BASE: (term(BASE_LABEL, 1, rates.household_base),),
     }
-    lines = [_line(programme, household, key, component, terms) for component, terms in by_component.items()]
-    return [line for line in lines if line.amount_riel]
+    # Lines of 0 riel are left out, so they are not built: most households get one or two of the
+    # five components, and a national run calls this for every household.
+    return [
+        _line(programme, household, key, component, terms)
+        for component, terms in by_component.items()
+        if any(t.amount for t in terms)
+    ]
 
 
 def _scholarship_terms(

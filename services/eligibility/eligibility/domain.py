@@ -7,9 +7,9 @@ Every reason that applies is given, so "why was this household not paid?" has a 
 """
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 from krousar_common.benefits import ConditionEvent, Entitlement, PaymentLine, assess_conditions, calculate
 from krousar_common.events.eligibility import Enrolment
@@ -21,6 +21,8 @@ from krousar_common.events.households import (
     PovertyLevel,
 )
 from krousar_common.programmes import MonthlyCalendar, ProgrammeStatus, ProgrammeVersion, Target
+
+from eligibility.household import Card, Household
 
 
 class Reason(StrEnum):
@@ -43,6 +45,9 @@ POOR_LEVELS = frozenset({PovertyLevel.POOR_1, PovertyLevel.POOR_2})
 # "eligible" in the coverage funnel and becomes "enrolled" (paid) once enrolled.
 ENROLMENT_ONLY = frozenset({Reason.NOT_ENROLLED.value})
 
+# The validated model (tests, one-off checks) or the projection row as deciding reads it
+# (eligibility.household): the same attributes, the same decisions.
+AnyHousehold = HouseholdSnapshot | Household
 PaidKeys = Collection[tuple[str, str]]
 """(programme code, payment key) of the household's payments reported PAID."""
 
@@ -51,8 +56,9 @@ def excluded_by(programme_code: str) -> str:
     return f"{EXCLUDED_PREFIX}{programme_code}"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+# Decision and Payable are named tuples, not frozen dataclasses: a national run makes millions of
+# them, and a frozen dataclass sets each field through object.__setattr__.
+class Decision(NamedTuple):
     programme_code: str
     programme_version: int
     payment_key: str | None  # None: the programme has no current or next payment
@@ -95,7 +101,7 @@ def payment_keys_in(programme: ProgrammeVersion, period: str) -> list[str]:
 
 def decide(
     programme: ProgrammeVersion,
-    household: HouseholdSnapshot,
+    household: AnyHousehold,
     enrolment: Enrolment | None,
     on_day: date,
     *,
@@ -103,7 +109,25 @@ def decide(
     paid: PaidKeys = (),
 ) -> Decision:
     """The household's decision for the programme's current or next payment on ``on_day``."""
-    key = payment_key_on(programme, on_day) if programme.status is ProgrammeStatus.ACTIVE else None
+    key = current_key(programme, on_day)
+    return decide_key(programme, key, household, enrolment, conditions=conditions, paid=paid)
+
+
+def current_key(programme: ProgrammeVersion, day: date) -> str | None:
+    """The payment decided on ``day``; None when the programme is closed or its last payment is past."""
+    return payment_key_on(programme, day) if programme.status is ProgrammeStatus.ACTIVE else None
+
+
+def decide_key(
+    programme: ProgrammeVersion,
+    key: str | None,
+    household: AnyHousehold,
+    enrolment: Enrolment | None,
+    *,
+    conditions: Sequence[ConditionEvent] = (),
+    paid: PaidKeys = (),
+) -> Decision:
+    """``decide`` with the payment found already (``current_key``): once per programme in a batch."""
     if key is None:
         return not_running(programme)
     return evaluate(programme, household, enrolment, key, conditions=conditions, paid=paid)
@@ -115,7 +139,7 @@ def not_running(programme: ProgrammeVersion) -> Decision:
 
 def evaluate(
     programme: ProgrammeVersion,
-    household: HouseholdSnapshot,
+    household: AnyHousehold,
     enrolment: Enrolment | None,
     key: str,
     *,
@@ -127,15 +151,16 @@ def evaluate(
     target = programme.target
     reasons = targeting_reasons(target, household, day)
     if target.requires_active_card:
-        reasons += _optional(card_reason(household.card, day))
+        _add(reasons, card_reason(household.card, day))
     if target.requires_enrolment and enrolment is None:
         reasons.append(Reason.NOT_ENROLLED)
-    reasons += exclusion_reasons(target, key, paid)
-    found = Payable()
+    if target.exclusions:
+        reasons += exclusion_reasons(target, key, paid)
+    found = NOTHING
     if _has_rates(reasons):
         found = payable(programme, household, key, conditions)
-        reasons += _optional(nothing_payable_reason(programme, household, key, found))
-    codes = tuple(str(r) for r in reasons)
+        _add(reasons, nothing_payable_reason(programme, household, key, found))
+    codes = tuple(map(str, reasons)) if reasons else ()
     return Decision(
         programme.code,
         programme.version,
@@ -148,8 +173,9 @@ def evaluate(
     )
 
 
-def _optional(reason: str | None) -> list[str]:
-    return [] if reason is None else [reason]
+def _add(reasons: list[str], reason: str | None) -> None:
+    if reason is not None:
+        reasons.append(reason)
 
 
 # Rate tables have cells only for targeted levels and locations: the amount (and so
@@ -163,7 +189,7 @@ def _has_rates(reasons: Iterable[str]) -> bool:
     return NO_RATES.isdisjoint(reasons)
 
 
-def targeting_reasons(target: Target, household: HouseholdSnapshot, day: date) -> list[str]:
+def targeting_reasons(target: Target, household: AnyHousehold, day: date) -> list[str]:
     reasons: list[str] = []
     if household.status is HouseholdStatus.WITHDRAWN:
         reasons.append(Reason.HOUSEHOLD_WITHDRAWN)
@@ -179,7 +205,7 @@ def targeting_reasons(target: Target, household: HouseholdSnapshot, day: date) -
     return reasons
 
 
-def card_reason(card: CardSnapshot | None, day: date) -> str | None:
+def card_reason(card: CardSnapshot | Card | None, day: date) -> str | None:
     """None when the household held a card in force on ``day``.
 
     A card the registry has since marked EXPIRED was still in force on the days of its validity
@@ -204,8 +230,7 @@ def exclusion_reasons(target: Target, key: str, paid: PaidKeys) -> list[str]:
 # --- what would be paid ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Payable:
+class Payable(NamedTuple):
     lines: tuple[PaymentLine, ...] = ()
     entitlements: tuple[Entitlement, ...] = ()  # PWYC: those arising in the payment's month
     accepted_conditions: int = 0  # PWYC: every accepted condition of the household
@@ -215,20 +240,26 @@ class Payable:
         return sum(line.amount_riel for line in self.lines) + sum(e.amount_riel for e in self.entitlements)
 
 
+NOTHING = Payable()
+
+
 def payable(
-    programme: ProgrammeVersion, household: HouseholdSnapshot, key: str, conditions: Sequence[ConditionEvent]
+    programme: ProgrammeVersion, household: AnyHousehold, key: str, conditions: Sequence[ConditionEvent]
 ) -> Payable:
     """What this payment would pay, with the calculator's arithmetic."""
     if programme.conditions is None:
-        return Payable(lines=tuple(calculate(programme, household, key)))
-    accepted = assess_conditions(programme, household, conditions).accepted
+        # A Household has every attribute the calculator reads (tests/test_household.py).
+        return Payable(lines=tuple(calculate(programme, household, key)))  # type: ignore[arg-type]
+    if not conditions:
+        return NOTHING  # what assessing no condition gives, without the work: most households
+    accepted = assess_conditions(programme, household, conditions).accepted  # type: ignore[arg-type]
     month = key[:7] + "-"
     arising = tuple(e for e in accepted if e.occurred_on.isoformat().startswith(month))
     return Payable(entitlements=arising, accepted_conditions=len(accepted))
 
 
 def nothing_payable_reason(
-    programme: ProgrammeVersion, household: HouseholdSnapshot, key: str, found: Payable
+    programme: ProgrammeVersion, household: AnyHousehold, key: str, found: Payable
 ) -> str | None:
     if programme.conditions is not None:
         # A PWYC beneficiary is a household with a verified condition (pregnancy, birth, child
@@ -241,7 +272,7 @@ def nothing_payable_reason(
     return Reason.NOTHING_PAYABLE
 
 
-def _only_vulnerable_pays(programme: ProgrammeVersion, household: HouseholdSnapshot, key: str) -> bool:
+def _only_vulnerable_pays(programme: ProgrammeVersion, household: AnyHousehold, key: str) -> bool:
     day = programme.calendar.first_day(key)
     level = household.poverty_level or PovertyLevel.NOT_POOR
     rates = programme.rates_on(day, household.location_category_on(day), level)

@@ -1,34 +1,45 @@
 """Deciding in batches: load a batch's facts in a handful of queries, decide in Python, write only
-the decisions that changed (COPY + one upsert) and publish those that changed for payments (outbox,
-COPY). The same path serves one household (an enrolment), the queue of changed households, and a
-full re-evaluation of every household for every programme.
+the decisions that changed and publish those that changed for payments (outbox, COPY). The same
+path serves one household (an enrolment), the queue of changed households, and a full
+re-evaluation of every household for every programme (split over processes by ``workers``).
 
 A decision is published again when its outcome changes (eligible, reasons, programme version) and,
 while it is eligible, when what payments computes from it changes (household version, enrolment,
 PWYC conditions): payments never calls back, so the snapshot it holds must be the current one.
 A new payment period alone (the month rolling over) updates the row but publishes nothing.
+
+A national run decides 700,000 households for every programme, so per household it does only what
+deciding needs: it reads the projection's compact facts, not the snapshot validated again
+(``household``); it compares each decision with what tells a change of the one in force (read with
+one range scan per batch) and writes only the changed ones (COPY), those that only move to the
+new month's payment with one UPDATE per programme; the cyclic garbage collector is paused while a
+batch's objects are made; a published decision embeds the stored snapshot's JSON as it is.
 """
 
+import gc
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
+import orjson
 from krousar_common import outbox
 from krousar_common.benefits import ConditionEvent
-from krousar_common.events import Envelope, make_envelope
+from krousar_common.events import Envelope, envelope_of
 from krousar_common.events.eligibility import EligibilityDecided, Enrolment
-from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.programmes import ProgrammeVersion
 
 from eligibility import domain, store
+from eligibility.household import Household
 
 CAMBODIA = timezone(timedelta(hours=7), "ICT")  # no daylight saving time
 SOURCE = "krousar/eligibility"
+NOWHERE = UUID(int=0)  # before every household id
 
 
 def today() -> date:
@@ -47,12 +58,35 @@ class Publishing:
     correlation_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class StoredEnrolment(NamedTuple):
+    """The enrolment in force as stored: the fields of the ``Enrolment`` a decision carries, made
+    into event data only for the decisions published (deciding reads whether there is one)."""
+
+    enrolment_id: UUID
+    payee_type: str
+    payee_name: str
+    payee_member_id: UUID | None
+    channel: str
+    account: str | None
+    verified_by: str
+    verified_on: date
+
+    def data(self) -> dict[str, Any]:
+        """As ``Enrolment.model_dump(mode="json")``."""
+        member = self.payee_member_id
+        return {
+            **self._asdict(),
+            "enrolment_id": str(self.enrolment_id),
+            "payee_member_id": None if member is None else str(member),
+            "verified_on": self.verified_on.isoformat(),
+        }
+
+
+class Facts(NamedTuple):
     """Everything a household's decisions depend on besides the programme and the day."""
 
-    household: HouseholdSnapshot
-    enrolment: Enrolment | None = None
+    household: domain.AnyHousehold
+    enrolment: StoredEnrolment | Enrolment | None = None
     conditions: tuple[ConditionEvent, ...] = ()
     paid: frozenset[tuple[str, str]] = frozenset()
 
@@ -77,16 +111,16 @@ class Outcome:
 # --- loading facts ---------------------------------------------------------------------------------
 
 
-def enrolment_of(row: asyncpg.Record) -> Enrolment:
-    return Enrolment(
-        enrolment_id=row["enrolment_id"],
-        payee_type=row["payee_type"],
-        payee_name=row["payee_name"],
-        payee_member_id=row["payee_member_id"],
-        channel=row["channel"],
-        account=row["account"],
-        verified_by=row["verified_by"],
-        verified_on=row["verified_on"],
+def enrolment_of(row: asyncpg.Record) -> StoredEnrolment:
+    return StoredEnrolment(
+        row["enrolment_id"],
+        row["payee_type"],
+        row["payee_name"],
+        row["payee_member_id"],
+        row["channel"],
+        row["account"],
+        row["verified_by"],
+        row["verified_on"],
     )
 
 
@@ -102,28 +136,49 @@ def condition_of(row: asyncpg.Record) -> ConditionEvent:
 
 
 async def load_facts(
-    conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], programmes: Sequence[ProgrammeVersion]
+    conn: asyncpg.Connection,
+    rows: Sequence[asyncpg.Record],
+    programmes: Sequence[ProgrammeVersion],
+    *,
+    span: store.Span | None = None,
 ) -> list[Facts]:
-    """Facts of a batch of (household_id, snapshot text) rows: one query per kind of fact."""
+    """Facts of a batch of projection rows (``household.COLUMNS``): one query per kind of fact.
+    ``span``: see ``store.households_in``."""
     ids = [r["household_id"] for r in rows]
-    enrolments = {r["household_id"]: enrolment_of(r) for r in await store.active_enrolments(conn, ids)}
+    in_force = await store.active_enrolments(conn, ids, span=span)
+    enrolments = {r["household_id"]: enrolment_of(r) for r in in_force}
     conditions: dict[UUID, list[ConditionEvent]] = defaultdict(list)
     if any(p.conditions is not None for p in programmes):
-        for r in await store.conditions_of(conn, ids):
+        for r in await store.conditions_of(conn, ids, span=span):
             conditions[r["household_id"]].append(condition_of(r))
     paid: dict[UUID, set[tuple[str, str]]] = defaultdict(set)
     if any(p.target.exclusions for p in programmes):
-        for r in await store.paid_keys(conn, ids):
+        for r in await store.paid_keys(conn, ids, span=span):
             paid[r["household_id"]].add((r["programme_code"], r["period"]))
-    return [
-        Facts(
-            HouseholdSnapshot.model_validate_json(r["snapshot"]),
-            enrolments.get(r["household_id"]),
-            tuple(conditions.get(r["household_id"], ())),
-            frozenset(paid.get(r["household_id"], ())),
-        )
-        for r in rows
-    ]
+    with collector_paused():
+        return [
+            Facts(
+                Household(r),
+                enrolments.get(r["household_id"]),
+                tuple(conditions.get(r["household_id"], ())),
+                frozenset(paid.get(r["household_id"], ())),
+            )
+            for r in rows
+        ]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """For code that makes objects by the hundred thousand and no reference cycle (reading and
+    deciding a batch): the cyclic collector would only scan them again and again, a fifth of a
+    national run's time. Never around an ``await``: other tasks' garbage is collected as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- deciding --------------------------------------------------------------------------------------
@@ -141,46 +196,125 @@ def fingerprint(decision: domain.Decision, facts: Facts, programme: ProgrammeVer
     return outcome + payable
 
 
-def decision_event(
-    decision: domain.Decision, facts: Facts, programme: ProgrammeVersion, day: date, now: datetime
-) -> EligibilityDecided:
-    # Every part is validated already: construct without validating the household again.
-    return EligibilityDecided.model_construct(
-        household_id=facts.household.household_id,
-        programme_code=decision.programme_code,
-        programme_version=decision.programme_version,
-        eligible=decision.eligible,
-        reasons=list(decision.reasons),
-        effective_on=day,
-        decided_at=now,
-        household=facts.household,
-        enrolment=facts.enrolment,
-        conditions=list(facts.conditions) if programme.conditions is not None else [],
+class Decided(NamedTuple):
+    facts: Facts
+    programme: ProgrammeVersion
+    decision: domain.Decision
+    fingerprint: str
+
+
+@dataclass
+class Changes:
+    """What a batch writes and publishes: decisions rewritten, decisions moved to their programme's
+    next payment with nothing else changed (most decisions when a month begins) by (programme,
+    payment), and the decisions to publish."""
+
+    rewritten: list[tuple[Any, ...]] = field(default_factory=list)
+    moved: dict[tuple[str, str | None], list[UUID]] = field(default_factory=lambda: defaultdict(list))
+    published: list[Decided] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return len(self.rewritten) + sum(len(ids) for ids in self.moved.values())
+
+
+def compare_decisions(
+    batch: Sequence[Facts],
+    programmes: Sequence[ProgrammeVersion],
+    day: date,
+    current: dict[tuple[UUID, str], asyncpg.Record],
+    publishing: Publishing,
+) -> Changes:
+    """Decide every (household, programme) of the batch and compare it with the decision in force
+    (``current``: what ``store.current_decisions`` reads, by household and programme). The day it
+    was made for alone is no difference; the fingerprint holds eligible, reasons and version."""
+    keys = [(programme, domain.current_key(programme, day)) for programme in programmes]
+    changes = Changes()
+    for facts in batch:
+        household, enrolment = facts.household, facts.enrolment
+        for programme, key in keys:
+            decision = domain.decide_key(
+                programme, key, household, enrolment, conditions=facts.conditions, paid=facts.paid
+            )
+            print_ = fingerprint(decision, facts, programme)
+            old = current.get((household.household_id, programme.code))
+            if (
+                old is not None
+                and old["fingerprint"] == print_
+                and old["amount_riel"] == decision.amount_riel
+            ):
+                if old["payment_key"] != decision.payment_key:
+                    changes.moved[programme.code, decision.payment_key].append(household.household_id)
+                continue
+            item = Decided(facts, programme, decision, print_)
+            changes.rewritten.append(decision_row(item, day))
+            if _publishable(publishing, None if old is None else old["fingerprint"], print_, decision):
+                changes.published.append(item)
+    return changes
+
+
+def decision_row(item: Decided, day: date) -> tuple[Any, ...]:
+    """``store.DECISION_COLUMNS``."""
+    decision = item.decision
+    return (
+        item.facts.household.household_id,
+        decision.programme_code,
+        decision.programme_version,
+        decision.payment_key,
+        decision.eligible,
+        decision.reasons,
+        decision.amount_riel,
+        day,
+        item.fingerprint,
     )
 
 
+def decision_envelope(
+    item: Decided, snapshot: str, day: date, now: datetime, correlation_id: str
+) -> Envelope:
+    """The ``EligibilityDecided`` event, built as plain data: every part was validated already, and
+    the household is its stored snapshot (JSON text), written into the event as it is."""
+    facts, decision = item.facts, item.decision
+    household_id = str(facts.household.household_id)
+    pwyc = item.programme.conditions is not None
+    data = {
+        "household_id": household_id,
+        "programme_code": decision.programme_code,
+        "programme_version": decision.programme_version,
+        "eligible": decision.eligible,
+        "reasons": list(decision.reasons),
+        "effective_on": day,
+        "decided_at": now,
+        "household": orjson.Fragment(snapshot),
+        "enrolment": enrolment_data(facts.enrolment),
+        "conditions": [c.model_dump(mode="json") for c in facts.conditions] if pwyc else [],
+    }
+    return envelope_of(
+        EligibilityDecided, data, source=SOURCE, subject=household_id, correlation_id=correlation_id
+    )
+
+
+def enrolment_data(enrolment: StoredEnrolment | Enrolment | None) -> dict[str, Any] | None:
+    if enrolment is None:
+        return None
+    if isinstance(enrolment, StoredEnrolment):
+        return enrolment.data()
+    return enrolment.model_dump(mode="json")
+
+
 def _publishable(
-    publishing: Publishing, old: asyncpg.Record | None, print_: str, decision: domain.Decision
+    publishing: Publishing, previous: str | None, print_: str, decision: domain.Decision
 ) -> bool:
+    """Whether a written decision is published; ``previous`` is the fingerprint of the decision it
+    replaces (None: the first one)."""
     if publishing.topic is None:
         return False
-    if old is None:
+    if previous is None:
         # Never decided before and the programme isn't running: nothing for payments to learn
         # (no decision = not eligible), and a national register would publish 700,000 of them
         # for every past programme. Stored, shown by the API, published once it changes.
         return decision.payment_key is not None
-    return old["fingerprint"] != print_
-
-
-def _changed(old: asyncpg.Record | None, row: tuple[Any, ...]) -> bool:
-    if old is None:
-        return True
-    _, _, version, key, eligible, reasons, amount, _, print_ = row
-    stored = (old["programme_version"], old["payment_key"], old["eligible"], list(old["reasons"]))
-    return stored != (version, key, eligible, reasons) or (old["amount_riel"], old["fingerprint"]) != (
-        amount,
-        print_,
-    )
+    return previous != print_
 
 
 async def decide_batch(
@@ -189,51 +323,44 @@ async def decide_batch(
     programmes: Sequence[ProgrammeVersion],
     day: date,
     publishing: Publishing,
+    *,
+    span: store.Span | None = None,
 ) -> Outcome:
-    """Decide every (household, programme) of the batch; write and publish what changed."""
+    """Decide every (household, programme) of the batch; write and publish what changed. ``span``:
+    see ``store.households_in``."""
     if not rows or not programmes:
         return Outcome(households=len(rows))
-    batch = await load_facts(conn, rows, programmes)
-    ids, codes = [f.household.household_id for f in batch], [p.code for p in programmes]
-    current = {
-        (r["household_id"], r["programme_code"]): r for r in await store.current_decisions(conn, ids, codes)
-    }
-    now = datetime.now(UTC)
-    writes: list[tuple[Any, ...]] = []
-    events: list[tuple[str, Envelope]] = []
-    for facts in batch:
-        for programme in programmes:
-            decision = domain.decide(
-                programme, facts.household, facts.enrolment, day, conditions=facts.conditions, paid=facts.paid
-            )
-            print_ = fingerprint(decision, facts, programme)
-            row = (
-                facts.household.household_id,
-                programme.code,
-                decision.programme_version,
-                decision.payment_key,
-                decision.eligible,
-                list(decision.reasons),
-                decision.amount_riel,
-                day,
-                print_,
-            )
-            old = current.get((facts.household.household_id, programme.code))
-            if _changed(old, row):
-                writes.append(row)
-            if _publishable(publishing, old, print_, decision):
-                event = decision_event(decision, facts, programme, day, now)
-                envelope = make_envelope(
-                    event,
-                    source=SOURCE,
-                    subject=str(facts.household.household_id),
-                    correlation_id=publishing.correlation_id,
-                )
-                events.append((publishing.topic, envelope))
-    await store.write_decisions(conn, writes)
+    ids, codes = [r["household_id"] for r in rows], [p.code for p in programmes]
+    batch = await load_facts(conn, rows, programmes, span=span)
+    in_force = await store.current_decisions(conn, ids, codes, span=span)
+    with collector_paused():
+        current = {(r["household_id"], r["programme_code"]): r for r in in_force}
+        changes = compare_decisions(batch, programmes, day, current, publishing)
+    await store.write_decisions(conn, changes.rewritten)
+    for (code, key), moved in changes.moved.items():
+        await store.move_decisions(conn, code, key, day, moved)
+    published = changes.published
+    events = await decision_events(conn, published, day, publishing) if published else []
     if events:
         await outbox.enqueue_many(conn, events)
-    return Outcome(households=len(rows), written=len(writes), published=len(events))
+    return Outcome(households=len(rows), written=changes.written, published=len(events))
+
+
+async def decision_events(
+    conn: asyncpg.Connection, published: Sequence[Decided], day: date, publishing: Publishing
+) -> list[tuple[str, Envelope]]:
+    assert publishing.topic is not None  # _publishable publishes nothing without a topic
+    snapshots = await store.snapshot_texts(conn, list({i.facts.household.household_id for i in published}))
+    now = datetime.now(UTC)
+    return [
+        (
+            publishing.topic,
+            decision_envelope(
+                item, snapshots[item.facts.household.household_id], day, now, publishing.correlation_id
+            ),
+        )
+        for item in published
+    ]
 
 
 # --- entry points ----------------------------------------------------------------------------------
@@ -247,17 +374,18 @@ async def decide_households(
     skip_locked: bool,
     programmes: Sequence[ProgrammeVersion] | None = None,
     day: date | None = None,
+    span: store.Span | None = None,
 ) -> Outcome:
     """Decide these households (for every programme unless given) in the caller's transaction.
 
     With ``skip_locked``, households another transaction holds are returned in ``skipped`` (queue
-    them again) rather than waited for.
+    them again) rather than waited for. ``span``: see ``store.households_in``.
     """
     rows = await store.lock_households(conn, household_ids, skip_locked=skip_locked)
     if programmes is None:
         programmes = await store.load_programmes(conn)
     day = day or await current_day(conn)
-    outcome = await decide_batch(conn, rows, programmes, day, publishing)
+    outcome = await decide_batch(conn, rows, programmes, day, publishing, span=span)
     if skip_locked and len(rows) < len(household_ids):
         locked = {r["household_id"] for r in rows}
         existing = await store.existing_households(conn, household_ids)
@@ -287,23 +415,34 @@ async def evaluate_all(
     *,
     batch_size: int,
     run_ids: list[UUID],
+    after: UUID = NOWHERE,
+    until: UUID | None = None,
 ) -> Outcome:
-    """Every household for the programmes ``codes`` (None: all), in batches of one transaction each.
+    """Every household (with an id after ``after`` and up to ``until``) for the programmes ``codes``
+    (None: all), in batches of one transaction each.
 
     Programmes are read again for each batch: a version arriving mid-run is used from then on
     (its own run follows), so decisions never step back to the older version.
     """
-    total, after = Outcome(), UUID(int=0)
+    total = Outcome()
     while True:
-        async with pool.acquire() as conn, conn.transaction():
-            ids = await store.household_ids_after(conn, after, batch_size)
-            if not ids:
-                return total
-            programmes = await store.load_programmes(conn, codes)
-            outcome = await decide_households(
-                conn, ids, publishing, skip_locked=True, programmes=programmes, day=day
-            )
-            await store.queue_households(conn, outcome.skipped)
-            total.add(outcome)
-            await store.record_run_progress(conn, run_ids, total.households, total.published)
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                ids = await store.household_ids_after(conn, after, batch_size, until=until)
+                if not ids:
+                    return total
+                programmes = await store.load_programmes(conn, codes)
+                outcome = await decide_households(
+                    conn,
+                    ids,
+                    publishing,
+                    skip_locked=True,
+                    programmes=programmes,
+                    day=day,
+                    span=(ids[0], ids[-1]),  # every household between the two
+                )
+                await store.queue_households(conn, outcome.skipped)
+            # After the commit: processes sharing a run never wait for each other on its row.
+            await store.record_run_progress(conn, run_ids, outcome.households, outcome.published)
+        total.add(outcome)
         after = ids[-1]

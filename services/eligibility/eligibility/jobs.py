@@ -14,7 +14,7 @@ import structlog
 from krousar_common import topics
 from krousar_common.runtime import Runtime
 
-from eligibility import evaluation, metrics, store
+from eligibility import evaluation, metrics, store, workers
 from eligibility.config import Settings
 
 log = structlog.get_logger("eligibility.jobs")
@@ -95,14 +95,7 @@ async def _execute_claimed(pool: asyncpg.Pool, lock_conn: asyncpg.Connection, se
     )
     started = time.perf_counter()
     try:
-        outcome = await evaluation.evaluate_all(
-            pool,
-            codes,
-            day,
-            publishing(settings, f"evaluation-{run_ids[0]}"),
-            batch_size=settings.evaluation_batch_size,
-            run_ids=run_ids,
-        )
+        outcome = await evaluate(pool, settings, codes, day, run_ids)
     except Exception as exc:
         await store.finish_runs(lock_conn, run_ids, "FAILED", f"{type(exc).__name__}: {exc}"[:1000])
         raise
@@ -119,6 +112,30 @@ async def _execute_claimed(pool: asyncpg.Pool, lock_conn: asyncpg.Connection, se
         seconds=round(seconds, 2),
     )
     return True
+
+
+async def evaluate(
+    pool: asyncpg.Pool, settings: Settings, codes: list[str] | None, day: date, run_ids: list[UUID]
+) -> evaluation.Outcome:
+    """Every household for the programmes ``codes`` (None: all): split over worker processes when
+    the register is large enough to be worth it."""
+    publish = publishing(settings, f"evaluation-{run_ids[0]}")
+    batch_size = settings.evaluation_batch_size
+    if settings.evaluation_workers > 1:
+        async with pool.acquire() as conn:
+            households = await store.household_count(conn)
+        if households >= settings.evaluation_workers_from:
+            return await workers.evaluate_in_workers(
+                pool,
+                settings.database_url,
+                codes,
+                day,
+                publish,
+                workers=settings.evaluation_workers,
+                batch_size=batch_size,
+                run_ids=run_ids,
+            )
+    return await evaluation.evaluate_all(pool, codes, day, publish, batch_size=batch_size, run_ids=run_ids)
 
 
 # --- the decider -----------------------------------------------------------------------------------

@@ -35,10 +35,10 @@ class Context:
 
 async def locked_household(conn: asyncpg.Connection, household_id: UUID) -> HouseholdSnapshot:
     """The household, row-locked for this transaction (its decisions are about to change)."""
-    rows = await store.lock_households(conn, [household_id], skip_locked=False)
-    if not rows:
+    snapshot = await store.lock_snapshot(conn, household_id)
+    if snapshot is None:
         raise NotFound(f"household {household_id} is not known to eligibility (yet)")
-    return HouseholdSnapshot.model_validate_json(rows[0]["snapshot"])
+    return HouseholdSnapshot.model_validate_json(snapshot)
 
 
 async def decide_now(conn: asyncpg.Connection, household_id: UUID, ctx: Context) -> evaluation.Outcome:

@@ -107,7 +107,7 @@ async def household_eligibility(
 ) -> dict[str, Any]:
     """Every programme: eligible or not and why, and what each payment of the period (or the current
     one on ``on``) would be, with the calculator's arithmetic; plus the decision in force."""
-    rows = await store.snapshots(conn, [household_id])
+    rows = await store.household_rows(conn, [household_id])
     if not rows:
         raise NotFound(f"household {household_id} is not known to eligibility (yet)")
     programmes = await store.load_programmes(conn)
@@ -216,7 +216,7 @@ async def _decide_page(
         )
         if not ids:
             return items, None
-        for facts in await evaluation.load_facts(conn, await store.snapshots(conn, ids), [programme]):
+        for facts in await evaluation.load_facts(conn, await store.household_rows(conn, ids), [programme]):
             after = facts.household.household_id
             decision = domain.evaluate(
                 programme, facts.household, facts.enrolment, key, conditions=facts.conditions, paid=facts.paid

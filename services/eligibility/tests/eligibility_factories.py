@@ -5,6 +5,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
+from eligibility.household import facts_of
 from krousar_common.events.eligibility import Enrolment, PayeeType
 from krousar_common.events.households import (
     CardSnapshot,
@@ -86,3 +88,23 @@ ENROLLED = make_enrolment()
 
 def with_status(programme: ProgrammeVersion, status: ProgrammeStatus) -> ProgrammeVersion:
     return programme.model_copy(update={"status": status})
+
+
+def projection_row(snapshot: HouseholdSnapshot) -> dict[str, Any]:
+    """The row ``store.upsert_household`` writes, as deciding reads it back (facts as JSON text)."""
+    data, card = snapshot.model_dump(mode="json"), snapshot.card
+    return {
+        "household_id": snapshot.household_id,
+        "version": snapshot.version,
+        "status": data["status"],
+        "village_code": snapshot.village_code,
+        "commune_code": snapshot.commune_code,
+        "district_code": snapshot.district_code,
+        "province_code": snapshot.province_code,
+        "poverty_level": data["poverty_level"],
+        "female_headed": snapshot.female_headed,
+        "card_status": None if card is None else data["card"]["status"],
+        "card_issued_on": None if card is None else card.issued_on,
+        "card_valid_until": None if card is None else card.valid_until,
+        "facts": orjson.dumps(facts_of(data)).decode(),
+    }

@@ -6,6 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
+from eligibility.store.households import Span, households_in
+
 # --- enrolments --------------------------------------------------------------------------------------
 
 ENROLMENT_COLUMNS = [
@@ -67,10 +69,16 @@ async def set_replaced_by(conn: asyncpg.Connection, enrolment_id: UUID, replaced
     )
 
 
-async def active_enrolments(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+async def active_enrolments(
+    conn: asyncpg.Connection, household_ids: Sequence[UUID], *, span: Span | None = None
+) -> list[asyncpg.Record]:
+    """The household id and what a decision carries (``Enrolment``) of the enrolments in force;
+    ``span``: see ``households_in``."""
+    where, args = households_in("household_id", household_ids, span)
     return await conn.fetch(
-        "SELECT * FROM enrolments WHERE household_id = ANY($1::uuid[]) AND status = 'ACTIVE'",
-        household_ids,
+        "SELECT household_id, enrolment_id, payee_type, payee_name, payee_member_id, channel, account,"
+        f" verified_by, verified_on FROM enrolments WHERE {where} AND status = 'ACTIVE'",
+        *args,
     )
 
 
@@ -110,8 +118,10 @@ async def get_condition(conn: asyncpg.Connection, event_id: UUID) -> asyncpg.Rec
     return await conn.fetchrow("SELECT * FROM conditions WHERE event_id = $1", event_id)
 
 
-async def conditions_of(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+async def conditions_of(
+    conn: asyncpg.Connection, household_ids: Sequence[UUID], *, span: Span | None = None
+) -> list[asyncpg.Record]:
+    where, args = households_in("household_id", household_ids, span)
     return await conn.fetch(
-        "SELECT * FROM conditions WHERE household_id = ANY($1::uuid[]) ORDER BY occurred_on, recorded_at",
-        household_ids,
+        f"SELECT * FROM conditions WHERE {where} ORDER BY occurred_on, recorded_at", *args
     )

@@ -2,12 +2,17 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from krousar_common.events.households import HouseholdSnapshot
 
+from eligibility import household
+
 PENDING_CHANNEL = "eligibility_pending"  # NOTIFY: households queued or a run requested
+DECIDER_LOCK = 7_245_103  # advisory lock class of lock_households (the key within it: a hash of the id)
+DECIDING = ", ".join(c if c != "facts" else "facts::text AS facts" for c in household.COLUMNS)
 
 # --- the household projection ------------------------------------------------------------------------
 
@@ -15,17 +20,20 @@ PENDING_CHANNEL = "eligibility_pending"  # NOTIFY: households queued or a run re
 async def upsert_household(conn: asyncpg.Connection, snapshot: HouseholdSnapshot) -> bool:
     """Keep the newest version: an older snapshot arriving late never overwrites a newer one."""
     card = snapshot.card
+    data = snapshot.model_dump(mode="json")
     applied = await conn.fetchval(
         "INSERT INTO households (household_id, version, province_code, district_code, commune_code,"
         " village_code, poverty_level, status, female_headed, card_status, card_issued_on,"
-        " card_valid_until, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " card_valid_until, snapshot, facts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         " ON CONFLICT (household_id) DO UPDATE SET version = EXCLUDED.version,"
         " province_code = EXCLUDED.province_code, district_code = EXCLUDED.district_code,"
         " commune_code = EXCLUDED.commune_code, village_code = EXCLUDED.village_code,"
         " poverty_level = EXCLUDED.poverty_level, status = EXCLUDED.status,"
         " female_headed = EXCLUDED.female_headed, card_status = EXCLUDED.card_status,"
         " card_issued_on = EXCLUDED.card_issued_on, card_valid_until = EXCLUDED.card_valid_until,"
-        " snapshot = EXCLUDED.snapshot, updated_at = now() WHERE households.version < EXCLUDED.version"
+        " snapshot = EXCLUDED.snapshot, facts = EXCLUDED.facts, updated_at = now()"
+        " WHERE households.version < EXCLUDED.version"
         " RETURNING true",
         snapshot.household_id,
         snapshot.version,
@@ -39,7 +47,8 @@ async def upsert_household(conn: asyncpg.Connection, snapshot: HouseholdSnapshot
         card.status if card else None,
         card.issued_on if card else None,
         card.valid_until if card else None,
-        snapshot.model_dump(mode="json"),
+        data,
+        household.facts_of(data),
     )
     return bool(applied)
 
@@ -48,20 +57,69 @@ async def get_household(conn: asyncpg.Connection, household_id: UUID) -> asyncpg
     return await conn.fetchrow("SELECT * FROM households WHERE household_id = $1", household_id)
 
 
+Span = tuple[UUID, UUID]
+
+
+def households_in(column: str, household_ids: Sequence[UUID], span: Span | None) -> tuple[str, list[Any]]:
+    """A condition on ``column`` for a batch of households, and its arguments ($1, $2). ``span``
+    (first id, last id): the batch is every household between the two, as in a full evaluation,
+    read with one range scan rather than a lookup per household."""
+    if span is not None:
+        return f"{column} BETWEEN $1 AND $2", list(span)
+    return f"{column} = ANY($1::uuid[])", [household_ids]
+
+
 async def lock_households(
     conn: asyncpg.Connection, household_ids: Sequence[UUID], *, skip_locked: bool
 ) -> list[asyncpg.Record]:
-    """(household_id, snapshot as JSON text) of the households, row-locked for this transaction.
+    """What deciding reads of the households (``household.COLUMNS``), each held by this transaction
+    as its decider.
 
-    With ``skip_locked`` a household another transaction is deciding (or updating) is left out:
-    the caller queues it again instead of waiting, so batch writers never deadlock.
+    Whoever decides a household holds its decider lock until commit (a transaction-level advisory
+    lock on a hash of its id), so a decision made from older facts never overwrites, or is
+    published after, one made from newer facts. Not a row lock: a national run decides every
+    household, and locking a row rewrites its page (with the snapshot, over a gigabyte of writes
+    and WAL per run). Only deciders take it: the consumer updating a household queues it, and its
+    decider then waits its turn. With ``skip_locked`` a household another decider holds is left out
+    (the caller queues it again) rather than waited for, so batch deciders never deadlock. A
+    transaction holds at most a batch of these locks (2,000 by default): PostgreSQL's lock table
+    has room for 64 per connection (19,200 with max_connections = 300).
     """
-    skip = " SKIP LOCKED" if skip_locked else ""
+    lock = (
+        "SELECT h FROM unnest($1::uuid[]) AS h WHERE pg_try_advisory_xact_lock($2, hashtext(h::text))"
+        if skip_locked
+        else "SELECT h, pg_advisory_xact_lock($2, hashtext(h::text)) FROM unnest($1::uuid[]) AS h"
+    )
     return await conn.fetch(
-        "SELECT household_id, snapshot::text AS snapshot FROM households"
-        f" WHERE household_id = ANY($1::uuid[]) ORDER BY household_id FOR UPDATE{skip}",
+        f"WITH held AS MATERIALIZED ({lock}) SELECT {DECIDING} FROM households"
+        " WHERE household_id IN (SELECT h FROM held) ORDER BY household_id",
+        sorted(household_ids),  # one order for every waiting decider: no deadlock between them
+        DECIDER_LOCK,
+    )
+
+
+async def household_rows(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    """What deciding reads of the households (``household.COLUMNS``), not locked."""
+    return await conn.fetch(
+        f"SELECT {DECIDING} FROM households WHERE household_id = ANY($1::uuid[]) ORDER BY household_id",
         household_ids,
     )
+
+
+async def lock_snapshot(conn: asyncpg.Connection, household_id: UUID) -> str | None:
+    """The household's snapshot (JSON text), row-locked for this transaction."""
+    return await conn.fetchval(
+        "SELECT snapshot::text FROM households WHERE household_id = $1 FOR UPDATE", household_id
+    )
+
+
+async def snapshot_texts(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> dict[UUID, str]:
+    rows = await conn.fetch(
+        "SELECT household_id, snapshot::text AS snapshot FROM households"
+        " WHERE household_id = ANY($1::uuid[])",
+        household_ids,
+    )
+    return {r["household_id"]: r["snapshot"] for r in rows}
 
 
 async def existing_households(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> list[UUID]:
@@ -71,13 +129,37 @@ async def existing_households(conn: asyncpg.Connection, household_ids: Sequence[
     return [r["household_id"] for r in rows]
 
 
-async def household_ids_after(conn: asyncpg.Connection, after: UUID, limit: int) -> list[UUID]:
+async def household_ids_after(
+    conn: asyncpg.Connection, after: UUID, limit: int, *, until: UUID | None = None
+) -> list[UUID]:
+    """The next ``limit`` ids after ``after`` (and up to ``until``, inclusive, if given)."""
     rows = await conn.fetch(
-        "SELECT household_id FROM households WHERE household_id > $1 ORDER BY household_id LIMIT $2",
+        "SELECT household_id FROM households WHERE household_id > $1"
+        " AND ($3::uuid IS NULL OR household_id <= $3) ORDER BY household_id LIMIT $2",
         after,
         limit,
+        until,
     )
     return [r["household_id"] for r in rows]
+
+
+async def household_count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM households")
+
+
+async def household_id_bounds(conn: asyncpg.Connection, parts: int) -> list[UUID]:
+    """The ids that cut the households, in id order, into ``parts`` ranges of about the same size:
+    the last id of every range but the last."""
+    count = await household_count(conn)
+    bounds = []
+    for part in range(1, parts if count >= parts else 1):
+        bounds.append(
+            await conn.fetchval(
+                "SELECT household_id FROM households ORDER BY household_id OFFSET $1 LIMIT 1",
+                count * part // parts - 1,
+            )
+        )
+    return bounds
 
 
 # --- households waiting for a decision ---------------------------------------------------------------

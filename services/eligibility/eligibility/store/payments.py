@@ -6,6 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
+from eligibility.store.households import Span, households_in
+
 # --- who was paid ------------------------------------------------------------------------------------
 
 
@@ -52,10 +54,12 @@ async def is_excluded_by_any(conn: asyncpg.Connection, programme_code: str) -> b
     )
 
 
-async def paid_keys(conn: asyncpg.Connection, household_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+async def paid_keys(
+    conn: asyncpg.Connection, household_ids: Sequence[UUID], *, span: Span | None = None
+) -> list[asyncpg.Record]:
+    where, args = households_in("i.household_id", household_ids, span)
     return await conn.fetch(
         "SELECT i.household_id, i.programme_code, i.period FROM payment_instructions i"
-        " JOIN payment_statuses s USING (payment_id)"
-        " WHERE i.household_id = ANY($1::uuid[]) AND s.status = 'PAID'",
-        household_ids,
+        f" JOIN payment_statuses s USING (payment_id) WHERE {where} AND s.status = 'PAID'",
+        *args,
     )

@@ -50,8 +50,10 @@ async def claim_runs(conn: asyncpg.Connection, day: date) -> list[asyncpg.Record
 async def record_run_progress(
     conn: asyncpg.Connection, run_ids: list[UUID], households: int, changed: int
 ) -> None:
+    """Add a batch's counts (worker processes of one run each add theirs)."""
     await conn.execute(
-        "UPDATE evaluation_runs SET households = $2, decisions_changed = $3 WHERE run_id = ANY($1::uuid[])",
+        "UPDATE evaluation_runs SET households = households + $2,"
+        " decisions_changed = decisions_changed + $3 WHERE run_id = ANY($1::uuid[])",
         run_ids,
         households,
         changed,
