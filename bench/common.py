@@ -89,7 +89,11 @@ def _commit() -> str:
 
 
 def write_section(report: Report) -> None:
-    """Replace (or add) this report's section in docs/benchmarks.md."""
+    """Replace (or add) this report's section in docs/benchmarks.md (not with KROUSAR_BENCH_NO_WRITE=1:
+    a trial run while developing)."""
+    if os.environ.get("KROUSAR_BENCH_NO_WRITE") == "1":
+        print(report.markdown())
+        return
     header = (
         "# Benchmarks\n\nMeasured by `make bench` on the project's own machine; rerun it to reproduce.\n\n"
     )
