@@ -1,13 +1,17 @@
 """Every endpoint of every service rejects a missing, expired or wrong-role token, and no log line
-of a run carries HIV status or names."""
+or dead-letter header of a run carries HIV status, names or national IDs."""
 
 import re
+import uuid
 from datetime import timedelta
 
 import httpx
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from factories import make_household, make_member, random_national_id
-from krousar_common.testing import ServiceProcess, bearer, token, wait_for
+from krousar_common import topics
+from krousar_common.testing import ServiceProcess, TestStack, bearer, token, wait_for
 
 OPEN = {
     "/health/live",
@@ -101,12 +105,69 @@ async def test_logs_never_carry_hiv_status_names_or_national_ids(stack, registra
         await wait_for(
             lambda: _known(client, household_id), what="the household in eligibility (so its consumer logged)"
         )
+    poison_key = await _publish_malformed_household(stack, national_id, secret_name)
+    (dead,) = await wait_for(lambda: _dead_letters(stack, poison_key), what="the malformed event in the DLQ")
 
+    reason = dict(dead.headers)["error"].decode()
+    assert "does not match its schema" in reason and "household.members.0.sex" in reason
     for service in (registration, eligibility):
         text = service.log_path.read_text(encoding="utf-8")
         assert national_id not in text
         assert secret_name not in text
         assert "lives_with_hiv" not in text
+    for text in (reason, str(dead.headers)):
+        assert national_id not in text
+        assert secret_name not in text
+        assert "lives_with_hiv" not in text and "True" not in text
+
+
+async def _publish_malformed_household(stack: TestStack, national_id: str, name_km: str) -> bytes:
+    """A HouseholdRegistered whose member lacks ``sex``: a validation error would quote the member."""
+    household_id = str(uuid.uuid4())
+    member = {
+        "member_id": str(uuid.uuid4()),
+        "name_km": name_km,
+        "national_id": national_id,
+        "date_of_birth": "1980-01-01",
+        "relationship": "HEAD",
+        "lives_with_hiv": True,
+    }
+    envelope = {
+        "id": str(uuid.uuid4()),
+        "source": "test",
+        "type": "krousar.HouseholdRegistered",
+        "subject": household_id,
+        "correlation_id": "test-malformed",
+        "schema_version": 1,
+        "data": {"household": {"household_id": household_id, "version": 1, "members": [member]}},
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    await producer.start()
+    try:
+        topic = stack.topic(topics.HOUSEHOLDS.name)
+        await producer.send_and_wait(topic, orjson.dumps(envelope), key=household_id.encode())
+    finally:
+        await producer.stop()
+    return household_id.encode()
+
+
+async def _dead_letters(stack: TestStack, key: bytes) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(
+        stack.topic(topics.HOUSEHOLDS.dlq),
+        bootstrap_servers=stack.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        found: list[ConsumerRecord] = []
+        for _ in range(8):
+            batch = await consumer.getmany(timeout_ms=250)
+            found += [r for rs in batch.values() for r in rs if r.key == key]
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def _known(client: httpx.AsyncClient, household_id: str) -> bool:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from krousar_common import inbox, metrics
 from krousar_common.events import Envelope, InvalidEvent, decode
+from krousar_common.logging import describe_error
 
 log = structlog.get_logger("krousar.kafka")
 
@@ -166,7 +167,10 @@ class ConsumerRunner:
                 # Nothing was committed, so the whole batch is applied again and the inbox turns
                 # repeats into no-ops. A consumer that died here would silently stop its partition.
                 log.warning(
-                    "consumer.transient_error", error=repr(exc)[:500], retry_in=delay, partition=tp.partition
+                    "consumer.transient_error",
+                    error=describe_error(exc)[:500],
+                    retry_in=delay,
+                    partition=tp.partition,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -201,8 +205,10 @@ class ConsumerRunner:
                 await self.spec.handler(conn, envelope, event)
             return 1
         except (InvalidEvent, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-            log.warning("consumer.poison_message", reason=str(exc)[:500])
-            return str(exc)
+            # The reason goes to the log and the DLQ header: it must not quote the event's data.
+            reason = str(exc) if isinstance(exc, InvalidEvent) else describe_error(exc)
+            log.warning("consumer.poison_message", reason=reason[:500])
+            return reason
         finally:
             structlog.contextvars.unbind_contextvars("topic", "partition", "offset", "correlation_id")
 

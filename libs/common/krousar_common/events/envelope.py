@@ -7,6 +7,8 @@ from uuid import UUID, uuid4
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from krousar_common.logging import describe_error
+
 
 class InvalidEvent(Exception):
     """A message that can never be processed (bad JSON, unknown type or version, wrong types).
@@ -38,4 +40,4 @@ class Envelope(BaseModel):
         try:
             return cls.model_validate(orjson.loads(raw))
         except (orjson.JSONDecodeError, ValidationError, TypeError) as exc:
-            raise InvalidEvent(f"not a valid envelope: {exc}") from exc
+            raise InvalidEvent(f"not a valid envelope: {describe_error(exc)}") from exc

@@ -14,6 +14,7 @@ from krousar_common.events import households as hh
 from krousar_common.events import payments as pay
 from krousar_common.events import programmes as prog
 from krousar_common.events.envelope import Envelope, InvalidEvent
+from krousar_common.logging import describe_error
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def decode(raw: bytes) -> tuple[Envelope, BaseModel]:
     try:
         return envelope, event_type.model.model_validate(envelope.data)
     except ValidationError as exc:
-        raise InvalidEvent(f"{envelope.type} does not match its schema: {exc}") from exc
+        raise InvalidEvent(f"{envelope.type} does not match its schema: {describe_error(exc)}") from exc
 
 
 for _model in (
