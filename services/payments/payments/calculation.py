@@ -187,7 +187,7 @@ async def _calculate_batches(
                 writing = asyncio.create_task(_write(conn, batch))
                 done += len(rows)
                 await progress.report(runtime.redis, run.run_id, "CALCULATING", done, total)
-                metrics.HOUSEHOLDS_CALCULATED.inc(len(rows))
+                metrics.HOUSEHOLDS_CALCULATED.labels(run.programme_code).inc(len(rows))
             if writing is not None:
                 await writing
         finally:

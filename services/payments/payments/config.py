@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     # and how often instructed runs are checked for reconciliation.
     resume_interval_seconds: float = 5.0
     reconcile_interval_seconds: float = 2.0
+    # How often the period gauges (every line of each programme's last two payments) are read.
+    period_metrics_refresh_seconds: float = 60.0
     # The paying account named in bank exports (ISO 20022 pain.001 debtor).
     debtor_name: str = "Ministry of Economy and Finance, Cambodia"
     debtor_account: str = "KROUSAR-DISBURSEMENT-KHR"

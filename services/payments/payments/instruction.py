@@ -62,7 +62,7 @@ async def _instruct_batch(runtime: Runtime, run_id: UUID, limit: int) -> int | N
             conn, run_id, [r["payment_id"] for r in rows], [e.id for e in envelopes]
         )
         done = await store.count_instructed(conn, run_id)
-    metrics.LINES_INSTRUCTED.inc(len(rows))
+    metrics.LINES_INSTRUCTED.labels(run["programme_code"]).inc(len(rows))
     return done
 
 

@@ -1,8 +1,13 @@
-"""Payments metrics: run gauges read from the database, pipeline counters and durations."""
+"""Payments metrics: run and payment gauges read from the database, pipeline counters and durations."""
 
+from collections.abc import Iterable, Sequence
+
+import asyncpg
 from krousar_common.metrics import DatabaseGauges
 from krousar_common.runtime import Runtime
 from prometheus_client import Counter, Histogram
+
+from payments.config import Settings
 
 RUNS = DatabaseGauges("krousar_payments_runs", "Payment runs by programme and state.", ["programme", "state"])
 RUN_HOUSEHOLDS = DatabaseGauges(
@@ -15,6 +20,16 @@ RUN_AMOUNT = DatabaseGauges(
     "Riel in runs, by programme and run state.",
     ["programme", "state"],
 )
+OLDEST_RUN_AGE = DatabaseGauges(
+    "krousar_payments_oldest_run_age_seconds",
+    "Time since the oldest run in DRAFT was created, in APPROVED approved, in INSTRUCTED instructed.",
+    ["programme", "state"],
+)
+RUNS_PAST_CLAIM_WINDOW = DatabaseGauges(
+    "krousar_payments_runs_past_claim_window",
+    "INSTRUCTED runs whose claim window has closed (claim_until before today): reconciliation overdue.",
+    ["programme"],
+)
 OPEN_LINES = DatabaseGauges(
     "krousar_payments_open_run_lines",
     "Payment lines of runs not yet reconciled, by programme, province and line status.",
@@ -25,10 +40,25 @@ OPEN_LINES_AMOUNT = DatabaseGauges(
     "Riel in payment lines of runs not yet reconciled, by programme, province and line status.",
     ["programme", "province", "status"],
 )
-HOUSEHOLDS_CALCULATED = Counter(
-    "krousar_payments_households_calculated_total", "Households through the calculator in runs."
+PERIOD_LINES = DatabaseGauges(
+    "krousar_payments_period_lines",
+    "Payment lines of the current and previous payment (period) of each programme, reconciled runs"
+    " included, by province and line status.",
+    ["programme", "period", "province", "status"],
 )
-LINES_INSTRUCTED = Counter("krousar_payments_lines_instructed_total", "Payment lines instructed.")
+PERIOD_AMOUNT = DatabaseGauges(
+    "krousar_payments_period_amount_riel",
+    "Riel in the payment lines of krousar_payments_period_lines: status PAID is the riel paid.",
+    ["programme", "period", "province", "status"],
+)
+HOUSEHOLDS_CALCULATED = Counter(
+    "krousar_payments_households_calculated_total",
+    "Households through the calculator in runs, by programme.",
+    ["programme"],
+)
+LINES_INSTRUCTED = Counter(
+    "krousar_payments_lines_instructed_total", "Payment lines instructed, by programme.", ["programme"]
+)
 STATUSES = Counter(
     "krousar_payments_statuses_total",
     "PSP statuses received, by status and outcome (applied, duplicate, contradicting).",
@@ -45,25 +75,88 @@ INSTRUCTION_DURATION = Histogram(
     buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300),
 )
 
-RUNS_SQL = "SELECT programme_code, state, count(*), sum(households), sum(amount_riel) FROM runs GROUP BY 1, 2"
+RUNS_SQL = """
+SELECT programme_code, state, count(*) AS runs, sum(households) AS households, sum(amount_riel) AS riel,
+       extract(epoch FROM now() - min(CASE state WHEN 'DRAFT' THEN created_at
+                                                 WHEN 'APPROVED' THEN approved_at
+                                                 WHEN 'INSTRUCTED' THEN instructed_at END)) AS oldest_age,
+       count(*) FILTER (WHERE state = 'INSTRUCTED' AND claim_until < current_date) AS past_claim_window
+FROM runs GROUP BY 1, 2
+"""
 OPEN_LINES_SQL = """
 SELECT l.programme_code, l.province_code, l.state, count(*), sum(l.amount_riel)
 FROM line_states l JOIN runs r USING (run_id)
 WHERE r.state IN ('CALCULATED', 'APPROVED', 'INSTRUCTED')
 GROUP BY 1, 2, 3
 """
+PROGRAMMES_SQL = "SELECT DISTINCT code FROM programme_versions"
+# The two latest periods of each programme's runs, counted per run from the payment_lines_by_period
+# index alone (a national payment is 700,000 lines; the instructions table is not joined). A line
+# still CALCULATED in a run past instruction was instructed; in a run being instructed (APPROVED)
+# lines count as CALCULATED until the run is INSTRUCTED (krousar_payments_open_run_lines tells them
+# apart line by line).
+PERIOD_LINES_SQL = """
+WITH periods AS (
+    SELECT programme_code, period
+    FROM (SELECT programme_code, period,
+                 rank() OVER (PARTITION BY programme_code ORDER BY period DESC) AS recency
+          FROM runs WHERE state <> 'CANCELLED' GROUP BY 1, 2) ranked
+    WHERE recency <= 2
+)
+SELECT p.programme_code, p.period, l.province_code,
+       CASE WHEN l.status = 'CALCULATED' AND r.state IN ('INSTRUCTED', 'RECONCILED') THEN 'INSTRUCTED'
+            ELSE l.status END,
+       sum(l.lines), sum(l.riel)
+FROM periods p
+CROSS JOIN LATERAL (
+    SELECT run_id, province_code, status, count(*) AS lines, sum(amount_riel) AS riel
+    FROM payment_lines WHERE programme_code = p.programme_code AND period = p.period
+    GROUP BY 1, 2, 3
+) l
+JOIN runs r USING (run_id)
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def runs_past_claim_window(runs: Iterable[asyncpg.Record]) -> list[tuple[Sequence[str], int]]:
+    """Per programme that has runs (0 included), its INSTRUCTED runs past their claim window."""
+    past: dict[str, int] = {}
+    for run in runs:
+        past[run["programme_code"]] = past.get(run["programme_code"], 0) + run["past_claim_window"]
+    return [((code,), count) for code, count in past.items()]
+
+
+def start_run_counters(programmes: Iterable[str]) -> None:
+    """Every programme's run counters exist at 0 before its first run: a series born at its first
+    batch would hide that batch from increase(), and PaymentRunStuck matches runs by programme."""
+    for code in programmes:
+        HOUSEHOLDS_CALCULATED.labels(code)
+        LINES_INSTRUCTED.labels(code)
 
 
 async def refresh(runtime: Runtime) -> None:
     async with runtime.pool.acquire() as conn:
         runs = await conn.fetch(RUNS_SQL)
         lines = await conn.fetch(OPEN_LINES_SQL)
-    RUNS.replace((tuple(r[:2]), r[2]) for r in runs)
-    RUN_HOUSEHOLDS.replace((tuple(r[:2]), r[3]) for r in runs)
-    RUN_AMOUNT.replace((tuple(r[:2]), r[4]) for r in runs)
+        programmes = await conn.fetch(PROGRAMMES_SQL)
+    RUNS.replace((tuple(r[:2]), r["runs"]) for r in runs)
+    RUN_HOUSEHOLDS.replace((tuple(r[:2]), r["households"]) for r in runs)
+    RUN_AMOUNT.replace((tuple(r[:2]), r["riel"]) for r in runs)
+    OLDEST_RUN_AGE.replace((tuple(r[:2]), r["oldest_age"]) for r in runs if r["oldest_age"] is not None)
+    RUNS_PAST_CLAIM_WINDOW.replace(runs_past_claim_window(runs))
     OPEN_LINES.replace((tuple(r[:3]), r[3]) for r in lines)
     OPEN_LINES_AMOUNT.replace((tuple(r[:3]), r[4]) for r in lines)
+    start_run_counters(r["code"] for r in programmes)
+
+
+async def refresh_periods(runtime: Runtime) -> None:
+    async with runtime.pool.acquire() as conn:
+        rows = await conn.fetch(PERIOD_LINES_SQL)
+    PERIOD_LINES.replace((tuple(r[:4]), r[4]) for r in rows)
+    PERIOD_AMOUNT.replace((tuple(r[:4]), r[5]) for r in rows)
 
 
 async def schedule(runtime: Runtime) -> None:
+    settings: Settings = runtime.settings  # type: ignore[assignment]
     runtime.every(15, refresh)
+    runtime.every(settings.period_metrics_refresh_seconds, refresh_periods)
