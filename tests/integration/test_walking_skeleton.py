@@ -4,7 +4,7 @@ import asyncio
 import uuid
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from factories import make_household
 from krousar_common import topics
 from krousar_common.testing import ServiceProcess, TestStack, bearer, wait_for
@@ -77,14 +77,20 @@ async def test_redelivered_event_has_one_effect(stack, registration, eligibility
     await wait_for(lambda: projected(eligibility, household_id), what="first delivery applied")
     (raw,) = await _read_household_events(stack, household_id)
 
+    topic = stack.topic(topics.HOUSEHOLDS.name)
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
     await producer.start()
-    try:  # the same envelope, delivered twice more
-        for _ in range(2):
-            await producer.send_and_wait(stack.topic(topics.HOUSEHOLDS.name), raw, key=household_id.encode())
+    try:  # the same envelope, delivered twice more (same key: same partition, after the first)
+        sent = [await producer.send_and_wait(topic, raw, key=household_id.encode()) for _ in range(2)]
     finally:
         await producer.stop()
-    await asyncio.sleep(2)
+    partition = TopicPartition(topic, sent[-1].partition)
+
+    async def consumed_duplicates() -> bool:
+        committed = await stack.committed_offsets(stack.group("eligibility.households"))
+        return committed.get(partition, -1) > sent[-1].offset
+
+    await wait_for(consumed_duplicates, what="eligibility to commit past both duplicates")
 
     event_id = uuid.UUID(orjson.loads(raw)["id"])
     conn = await stack.connect("eligibility")

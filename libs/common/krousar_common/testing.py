@@ -20,6 +20,10 @@ from typing import TypeVar
 
 import asyncpg
 import httpx
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from krousar_common import auth, kafka, topics
 from krousar_common.settings import DEV_JWT_SECRET, _shared
@@ -80,10 +84,14 @@ class TestStack:
     def database(self, service: str) -> str:
         return f"{service}_t{self.run_id}"
 
+    def group(self, name: str) -> str:
+        """The consumer group a service of this session joins as ``name``."""
+        return f"{name}.t{self.run_id}"
+
     def env(self, service: str) -> dict[str, str]:
         return {
             "KROUSAR_TOPIC_PREFIX": self.topic_prefix,
-            "KROUSAR_GROUP_SUFFIX": f".t{self.run_id}",
+            "KROUSAR_GROUP_SUFFIX": self.group(""),
             "KROUSAR_PG_URL": self.pg_url,
             "KROUSAR_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "KROUSAR_REDIS_URL": self.redis_url,
@@ -95,6 +103,28 @@ class TestStack:
         await kafka.wait_for_brokers(self.kafka_bootstrap, brokers=1, timeout=10)
         conn = await asyncpg.connect(f"{self.pg_url}/postgres", timeout=5)
         await conn.close()
+        await self._check_redis()
+
+    async def _check_redis(self) -> None:
+        redis = Redis.from_url(self.redis_url, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as exc:
+            raise AssertionError(
+                f"Redis at {self.redis_url} is not reachable ({exc}): start the stack (make infra)"
+            ) from exc
+        finally:
+            await redis.aclose()
+
+    async def committed_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """The offsets ``group`` has committed: what its consumers have finished with."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return {tp: meta.offset for tp, meta in committed.items()}
 
     async def create_topics(self) -> None:
         await kafka.create_topics(
