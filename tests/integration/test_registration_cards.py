@@ -71,6 +71,23 @@ async def test_expiry_job_expires_cards_past_their_last_valid_day(api, household
     assert household_events.of(last_day["household_id"], "krousar.CardExpired") == []
 
 
+async def test_a_retried_expiry_run_answers_the_first_run(api, household_events) -> None:
+    lapsed = await register(api, interviewed_on="2019-06-01")  # valid until 2022-05-31
+    number = lapsed["card"]["card_number"]
+    headers = {**ADMIN, "Idempotency-Key": str(uuid.uuid4())}
+
+    first = await api.post("/v1/cards/expiry", params={"on": "2022-06-01"}, headers=headers)
+    retry = await api.post("/v1/cards/expiry", params={"on": "2022-06-01"}, headers=headers)
+
+    assert first.status_code == retry.status_code == 200, (first.text, retry.text)
+    assert number in first.json()["card_numbers"]
+    assert retry.json() == first.json()
+    assert retry.headers["idempotent-replayed"] == "true"
+    await household_events.wait(lapsed["household_id"], "krousar.CardExpired")
+    history = (await api.get(f"/v1/households/{lapsed['household_id']}/history", headers=VIEWER)).json()
+    assert [h["action"] for h in history] == ["REGISTERED", "CARD_EXPIRED"]
+
+
 async def test_card_lookup_validates_the_check_digit_first(api) -> None:
     household = await register(api)
     number = household["card"]["card_number"]

@@ -9,6 +9,7 @@ from factories import (
     household_csv_rows,
     make_household,
     make_member,
+    random_khmer_name,
     random_national_id,
 )
 from household_events import HouseholdEvents
@@ -217,3 +218,34 @@ async def test_import_rejects_national_ids_held_elsewhere_or_repeated(api, stack
         assert await households_of(conn, [held_id, shared_id]) == {registered.json()["household_id"]}
     finally:
         await conn.close()
+
+
+async def test_a_retried_upload_with_the_same_idempotency_key_imports_nothing_again(api, stack) -> None:
+    file_name = f"round-{uuid.uuid4().hex[:8]}.csv"
+    household = make_household(village_code=PP_VILLAGE, members=[make_member(name_km=random_khmer_name())])
+    content = csv_file(household_csv_rows("H1", household))
+    headers = {**ADMIN, **CSV, "Idempotency-Key": str(uuid.uuid4())}
+    head = household["members"][0]["name_km"]
+
+    async def imported() -> tuple[int, int]:
+        conn = await stack.connect("registration")
+        try:
+            imports = await conn.fetchval("SELECT count(*) FROM imports WHERE file_name = $1", file_name)
+            heads = await conn.fetchval("SELECT count(*) FROM members WHERE name_km = $1", head)
+            return imports, heads
+        finally:
+            await conn.close()
+
+    params = {"wait": "true", "file_name": file_name}
+    first = await api.post("/v1/imports", params=params, content=content, headers=headers)
+    retry = await api.post("/v1/imports", params=params, content=content, headers=headers)
+    other_file = await api.post("/v1/imports", params=params, content=content + content, headers=headers)
+
+    assert first.status_code == retry.status_code == 200, (first.text, retry.text)
+    assert first.json()["households_imported"] == 1
+    assert retry.json()["import_id"] == first.json()["import_id"]
+    assert retry.headers["location"] == first.headers["location"]
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert other_file.status_code == 422
+    assert [e["field"] for e in other_file.json()["errors"]] == ["Idempotency-Key"]
+    assert await imported() == (1, 1)

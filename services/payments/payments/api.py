@@ -132,21 +132,31 @@ async def approve_run(
     run_id: UUID, request: Request, runtime: RuntimeDep, principal: Approver, wait: Wait = False
 ) -> JSONResponse:
     """Approve a CALCULATED run (maker-checker: not by its creator; not over the budget ceiling).
-    Its instructions then go out to the PSP; ``wait=true`` answers once all are instructed."""
+    Its instructions then go out to the PSP; ``wait=true`` answers once all are instructed. A retry
+    with the same ``Idempotency-Key`` answers the first approval again."""
     ctx = context(request, principal)
-    async with runtime.transaction() as conn:
-        await service.approve_run(conn, run_id, ctx)
-    jobs.start_instruction(runtime, run_id)
-    if wait:
-        await wait_while(runtime, run_id, RunState.APPROVED)
-    return await respond(runtime, run_id)
+
+    async def handle() -> JSONResponse:
+        async with runtime.transaction() as conn:
+            await service.approve_run(conn, run_id, ctx)
+        jobs.start_instruction(runtime, run_id)
+        if wait:
+            await wait_while(runtime, run_id, RunState.APPROVED)
+        return await respond(runtime, run_id)
+
+    return await idempotent(request, principal, handle)
 
 
 @router.post("/runs/{run_id}/cancellation", response_model=RunRead)
 async def cancel_run(
     run_id: UUID, body: Cancellation, request: Request, runtime: RuntimeDep, principal: Canceller
 ) -> JSONResponse:
-    """Cancel a run before approval: its lines are released, its households payable again."""
-    async with runtime.transaction() as conn:
-        await service.cancel_run(conn, run_id, body.reason, context(request, principal))
-    return await respond(runtime, run_id)
+    """Cancel a run before approval: its lines are released, its households payable again. A retry
+    with the same ``Idempotency-Key`` answers the first cancellation again."""
+
+    async def handle() -> JSONResponse:
+        async with runtime.transaction() as conn:
+            await service.cancel_run(conn, run_id, body.reason, context(request, principal))
+        return await respond(runtime, run_id)
+
+    return await idempotent(request, principal, handle)

@@ -336,12 +336,17 @@ async def expire_cards(
     runtime: RuntimeDep,
     principal: Admin,
     on: Annotated[date | None, Query(description="default: today")] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Run the daily expiry job for a date: every ACTIVE card past its validity becomes EXPIRED."""
     day = on or date.today()
-    async with runtime.transaction() as conn:
-        expired = await changes.expire_cards(conn, day, context(request, principal))
-    return jsonable_encoder({"on": day, "expired": len(expired), "card_numbers": expired[:1000]})
+
+    async def handle() -> JSONResponse:
+        async with runtime.transaction() as conn:
+            expired = await changes.expire_cards(conn, day, context(request, principal))
+        body = {"on": day, "expired": len(expired), "card_numbers": expired[:1000]}
+        return JSONResponse(jsonable_encoder(body))
+
+    return await idempotent(request, principal, handle)
 
 
 @router.get("/duplicates", tags=["households"])

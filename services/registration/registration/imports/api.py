@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from krousar_common.auth import Principal, require_roles
 from krousar_common.errors import InvalidInput, NotFound
+from krousar_common.idempotency import idempotent
 from krousar_common.runtime import Runtime
 from krousar_common.web import Conn, RuntimeDep
 from redis.exceptions import RedisError
@@ -44,8 +45,19 @@ async def upload(
     """Import a round from CSV (one row per member; docs/registration.md#import-format).
 
     Every row is validated; households with an error are reported by row and field and not imported;
-    the good ones are written together (all or nothing) and their events published.
+    the good ones are written together (all or nothing) and their events published. A retry with
+    the same ``Idempotency-Key`` answers the first import and imports nothing again.
     """
+
+    async def handle() -> JSONResponse:
+        return await _start_import(request, runtime, principal, file_name, wait=wait)
+
+    return await idempotent(request, principal, handle)
+
+
+async def _start_import(
+    request: Request, runtime: Runtime, principal: Principal, file_name: str, *, wait: bool
+) -> JSONResponse:
     raw = await request.body()
     if not raw:
         raise InvalidInput("the request body must be the CSV file", field="body")
