@@ -2,7 +2,7 @@
 how long a registry change takes to become a decision.
 
 The funnel is the one GET /v1/coverage serves (``views.coverage``), without the commune: Prometheus
-labels stay bounded (programme, period, province, sex of the head, stage).
+labels stay bounded (programme, period, province, sex of the head, poverty level, stage).
 """
 
 from collections.abc import Iterable
@@ -25,6 +25,12 @@ FUNNEL_BY_HEAD_SEX = DatabaseGauges(
     "krousar_eligibility_households_by_head_sex",
     "The coverage funnel of krousar_eligibility_households, nationally, by sex of the household head.",
     ["programme", "period", "head_sex", "stage"],
+)
+FUNNEL_BY_POVERTY_LEVEL = DatabaseGauges(
+    "krousar_eligibility_households_by_poverty_level",
+    "The coverage funnel of krousar_eligibility_households by poverty level of the household"
+    " (POOR_1, POOR_2, NOT_POOR, or NONE when not assessed).",
+    ["programme", "period", "province", "poverty_level", "stage"],
 )
 ENROLLED_AMOUNT = DatabaseGauges(
     "krousar_eligibility_enrolled_amount_riel",
@@ -60,6 +66,7 @@ def observe_decision_latency(event_times: Iterable[datetime]) -> None:
 async def refresh(runtime: Runtime) -> None:
     funnel: list[tuple[tuple[str, ...], float]] = []
     by_sex: list[tuple[tuple[str, ...], float]] = []
+    by_level: list[tuple[tuple[str, ...], float]] = []
     amounts: list[tuple[tuple[str, ...], float]] = []
     async with runtime.pool.acquire() as conn:
         for programme in await store.load_programmes(conn):
@@ -71,8 +78,12 @@ async def refresh(runtime: Runtime) -> None:
                 amounts.append(((*labels, province), stages["amount_riel"]))
             for female, stages in views.funnel(rows, lambda r: r["female_headed"]).items():
                 by_sex += [((*labels, "F" if female else "M", stage), stages[stage]) for stage in STAGES]
+            by_province_and_level = views.funnel(rows, lambda r: (r["province_code"], r["poverty_level"]))
+            for (province, level), stages in by_province_and_level.items():
+                by_level += [((*labels, province, level, stage), stages[stage]) for stage in STAGES]
     FUNNEL.replace(funnel)
     FUNNEL_BY_HEAD_SEX.replace(by_sex)
+    FUNNEL_BY_POVERTY_LEVEL.replace(by_level)
     ENROLLED_AMOUNT.replace(amounts)
 
 

@@ -142,7 +142,7 @@ WITH instructed AS (
     WHERE i.programme_code = $1 AND i.period = $4
     GROUP BY 1
 )
-SELECT h.province_code, h.commune_code, h.female_headed,
+SELECT h.province_code, h.commune_code, h.female_headed, coalesce(h.poverty_level, 'NONE') AS poverty_level,
        count(*) AS registered,
        count(*) FILTER (WHERE h.poverty_level IN ('POOR_1', 'POOR_2')
                           AND h.card_status IN ('ACTIVE', 'EXPIRED')
@@ -158,7 +158,7 @@ FROM households h
 LEFT JOIN decisions d ON d.household_id = h.household_id AND d.programme_code = $1
 LEFT JOIN instructed p ON p.household_id = h.household_id
 WHERE h.status = 'ACTIVE' AND ($3::text IS NULL OR h.province_code = $3)
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, 4
 """
 
 
@@ -166,7 +166,7 @@ async def coverage(
     conn: asyncpg.Connection, code: str, key: str | None, day: date, province: str | None
 ) -> list[asyncpg.Record]:
     """The funnel of payment ``key`` (None: the programme is not running) on ``day``, by province,
-    commune and sex of the head."""
+    commune, sex of the head and poverty level (``NONE``: not assessed)."""
     return await conn.fetch(COVERAGE_SQL, code, day, province, key)
 
 
