@@ -288,6 +288,95 @@ async def test_death_of_the_head_needs_a_new_head(api, household_events) -> None
     assert str(message.event.household.head_member_id) == spouse_id
 
 
+async def test_a_member_change_is_a_new_version_with_its_event(api, household_events) -> None:
+    household = await register(api)
+    household_id = household["household_id"]
+    head_id = household["head_member_id"]
+    path = f"/v1/households/{household_id}/members/{head_id}"
+    change = {
+        "effective_on": "2025-07-01",
+        "is_pregnant": True,
+        "expected_delivery_date": "2026-01-15",
+        "has_disability": True,
+        "disability_card_no": "DC-120101-0042",
+        "name_latin": "Sok Chan",
+    }
+
+    missing = await api.patch(path, json=change, headers=STAFF)
+    done = await api.patch(path, json=change, headers={**STAFF, "If-Match": '"1"'})
+    stale = await api.patch(path, json={**change, "in_school": True}, headers={**STAFF, "If-Match": '"1"'})
+
+    assert missing.status_code == 428
+    assert done.status_code == 200, done.text
+    assert (done.json()["version"], done.headers["etag"]) == (2, '"2"')
+    head = next(m for m in done.json()["members"] if m["member_id"] == head_id)
+    assert (head["is_pregnant"], head["expected_delivery_date"]) == (True, "2026-01-15")
+    assert (head["has_disability"], head["disability_card_no"], head["name_latin"]) == (
+        True,
+        "DC-120101-0042",
+        "Sok Chan",
+    )
+    assert stale.status_code == 412
+    fields = ["disability_card_no", "expected_delivery_date", "has_disability", "is_pregnant", "name_latin"]
+    history = (await api.get(f"/v1/households/{household_id}/history", headers=VIEWER)).json()
+    assert [(h["action"], h["version"]) for h in history] == [("REGISTERED", 1), ("MEMBER_CHANGED", 2)]
+    assert history[1]["details"] == {"member_id": head_id, "fields": fields, "on": "2025-07-01"}
+    (message,) = await household_events.wait(household_id, "krousar.MemberChanged")
+    event = message.event
+    assert (str(event.member_id), event.fields, event.effective_on) == (head_id, fields, date(2025, 7, 1))
+    snapshot_head = next(m for m in event.household.members if str(m.member_id) == head_id)
+    assert (event.household.version, snapshot_head.is_pregnant, snapshot_head.has_disability) == (
+        2,
+        True,
+        True,
+    )
+    assert (snapshot_head.expected_delivery_date, snapshot_head.disability_card_no) == (
+        date(2026, 1, 15),
+        "DC-120101-0042",
+    )
+
+
+async def test_a_member_change_is_checked_like_a_registration(api, stack) -> None:
+    household = await register(api)
+    other = await register(api)
+    household_id, head_id = household["household_id"], household["head_member_id"]
+    path = f"/v1/households/{household_id}/members/{head_id}"
+    at_v1 = {**STAFF, "If-Match": '"1"'}
+    held_id = other["members"][0]["national_id"]
+
+    latin_name = await api.patch(path, json={"effective_on": "2025-07-01", "name_km": "Sok"}, headers=at_v1)
+    short_id = await api.patch(path, json={"effective_on": "2025-07-01", "national_id": "12"}, headers=at_v1)
+    no_change = await api.patch(path, json={"effective_on": "2025-07-01", "sex": "F"}, headers=at_v1)
+    relationship = await api.patch(
+        path, json={"effective_on": "2025-07-01", "relationship": "CHILD"}, headers=at_v1
+    )
+    held = await api.patch(path, json={"effective_on": "2025-07-01", "national_id": held_id}, headers=at_v1)
+    elsewhere = await api.patch(
+        path,
+        json={"effective_on": "2025-07-01", "in_school": True},
+        headers={**OTHER_STAFF, "If-Match": '"1"'},
+    )
+    stranger = await api.patch(
+        f"/v1/households/{household_id}/members/{uuid.uuid4()}",
+        json={"effective_on": "2025-07-01", "in_school": True},
+        headers=at_v1,
+    )
+
+    assert latin_name.status_code == 422 and latin_name.headers["content-type"] == PROBLEM_JSON
+    assert [e["field"] for e in latin_name.json()["errors"]] == ["name_km"]
+    assert short_id.status_code == 422
+    assert [e["field"] for e in short_id.json()["errors"]] == ["national_id"]
+    assert no_change.status_code == 422
+    assert relationship.status_code == 422
+    assert [e["field"] for e in relationship.json()["errors"]] == ["relationship"]
+    assert held.status_code == 409 and held.json()["other_household_id"] == other["household_id"]
+    assert elsewhere.status_code == 403
+    assert stranger.status_code == 404
+    unchanged = (await api.get(f"/v1/households/{household_id}", headers=VIEWER)).json()
+    assert unchanged["version"] == 1
+    assert await count(stack, "SELECT count(*) FROM members WHERE national_id = $1", held_id) == 1
+
+
 # --- commune scope ----------------------------------------------------------------------------------
 
 

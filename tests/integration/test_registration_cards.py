@@ -160,6 +160,9 @@ async def test_replacing_a_lost_card_issues_a_new_number(api, household_events) 
         old["card_number"],
         new["card_number"],
     )
+    (issued,) = await household_events.wait(household["household_id"], "krousar.CardIssued")
+    assert issued.event.card_number == issued.event.household.card.card_number == new["card_number"]
+    assert issued.event.household.version == message.event.household.version == 2
 
 
 # --- council decisions and re-assessments ----------------------------------------------------------
@@ -201,6 +204,11 @@ async def test_council_moves_a_household_one_level_into_poor_with_a_card(
     )
     assert event.household.poverty_level == "POOR_2"
     assert event.household.card.card_number == after["card"]["card_number"]
+    (issued,) = await household_events.wait(household["household_id"], "krousar.CardIssued")
+    assert (issued.event.card_number, issued.event.household.card.issued_on.isoformat()) == (
+        after["card"]["card_number"],
+        "2025-06-01",
+    )
 
 
 async def test_council_moves_a_poor_household_down_one_level(api) -> None:
@@ -263,9 +271,17 @@ async def test_reassessment_adds_an_assessment_and_issues_a_new_card(api, stack,
         "POOR_2",
         new_card["card_number"],
     )
+    (issued,) = await household_events.wait(household_id, "krousar.CardIssued")
+    assert issued.event.card_number == new_card["card_number"]
+    # The first card travels in HouseholdRegistered: CardIssued is for cards issued afterwards.
+    assert [m.type for m in household_events.of(household_id)] == [
+        "krousar.HouseholdRegistered",
+        "krousar.HouseholdAssessed",
+        "krousar.CardIssued",
+    ]
 
 
-async def test_reassessed_not_poor_loses_the_card(api) -> None:
+async def test_reassessed_not_poor_loses_the_card(api, household_events) -> None:
     household = await register(api, answers=URBAN_POOR_ANSWERS)
     response = await api.post(
         f"/v1/households/{household['household_id']}/assessments",
@@ -277,6 +293,8 @@ async def test_reassessed_not_poor_loses_the_card(api) -> None:
     assert response.json()["poverty_level"] == "NOT_POOR"
     assert response.json()["card"]["status"] == "REVOKED"
     assert (await card(api, household["card"]["card_number"]))["status"] == "REVOKED"
+    await household_events.wait(household["household_id"], "krousar.HouseholdAssessed")
+    assert household_events.of(household["household_id"], "krousar.CardIssued") == []
 
 
 async def test_an_interview_or_decision_in_the_future_is_422(api) -> None:

@@ -40,7 +40,9 @@ def operations(schema: dict) -> list[tuple[str, str]]:
             r"\{(\w+)\}", lambda m: DUMMY.get(m.group(1), "6f1c2b4e-8d2a-4c47-9f55-1c2d3e4f5a6b"), path
         )
         found += [
-            (method.upper(), concrete) for method in methods if method in {"get", "post", "put", "delete"}
+            (method.upper(), concrete)
+            for method in methods
+            if method in {"get", "post", "put", "patch", "delete"}
         ]
     return found
 

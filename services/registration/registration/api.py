@@ -24,6 +24,7 @@ from registration.models import (
     HouseholdRead,
     MemberChange,
     MemberLeaving,
+    MemberUpdate,
     Reassessment,
     Withdrawal,
 )
@@ -210,6 +211,27 @@ _member_added_route("moves-in", "MOVED_IN", "Record a member moving in")
 _member_added_route("marriages", "MARRIAGE", "Record a marriage that brings a spouse into the household")
 _member_removed_route("deaths", "DEATH", "Record a death")
 _member_removed_route("moves-out", "MOVED_OUT", "Record a member moving out (including marrying out)")
+
+
+@router.patch("/households/{household_id}/members/{member_id}", response_model=HouseholdRead)
+async def change_member(
+    household_id: UUID,
+    member_id: UUID,
+    body: MemberUpdate,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: Writer,
+    if_match: IfMatch = None,
+) -> Response:
+    """Change a current member's details: only the fields sent change (null clears an optional one)."""
+    version = expected_version(if_match)
+    return await _change(
+        request,
+        runtime,
+        principal,
+        household_id,
+        lambda conn, ctx: changes.change_member_details(conn, household_id, version, member_id, body, ctx),
+    )
 
 
 @router.post("/households/{household_id}/withdrawal", response_model=HouseholdRead)

@@ -1,18 +1,19 @@
-"""Changes to a registered household: life events, withdrawal, re-assessment, council decisions,
-cards, expiry and village reclassification. Each checks the version it was given (If-Match),
-writes its change, an audit row and its event together, and never commits."""
+"""Changes to a registered household: life events, member details, withdrawal, re-assessment,
+council decisions, cards, expiry and village reclassification. Each checks the version it was
+given (If-Match), writes its change, an audit row and its event together, and never commits."""
 
 from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from krousar_common.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from krousar_common.errors import Conflict, InvalidInput, NotFound, PreconditionFailed, validation_errors
 from krousar_common.events import households as ev
+from pydantic import ValidationError
 
 from registration import service, store
 from registration.domain import cards, scoring
-from registration.models import MemberCreate
+from registration.models import MemberCreate, MemberUpdate
 
 # --- changes to a registered household ---------------------------------------------------------
 
@@ -42,11 +43,18 @@ async def _commit_change(
     action: str,
     details: dict[str, Any],
     make_event: Any,
+    *,
+    issued_card: str | None = None,
     **household_changes: Any,
 ) -> int:
+    """Bump the version, audit, and publish the change's event (and ``CardIssued`` for a new card:
+    the same snapshot, so consumers that follow cards need not read every kind of change)."""
     version = await store.bump_version(conn, household_id, actor=ctx.actor.user_id, **household_changes)
     await service.audit(conn, household_id, action, ctx, version, details)
-    await service.publish(conn, ctx, make_event(await service.load_snapshot(conn, household_id)))
+    snapshot = await service.load_snapshot(conn, household_id)
+    await service.publish(conn, ctx, make_event(snapshot))
+    if issued_card is not None:
+        await service.publish(conn, ctx, ev.CardIssued(household=snapshot, card_number=issued_card))
     return version
 
 
@@ -92,9 +100,7 @@ async def remove_member(
 ) -> int:
     household = await _lock_for_change(conn, household_id, expected_version, ctx)
     members = {m["member_id"]: m for m in await store.get_members(conn, household_id)}
-    member = members.get(member_id)
-    if member is None or member["left_on"] is not None:
-        raise NotFound(f"member {member_id} is not a current member of household {household_id}")
+    _current_member_or_raise(members, household_id, member_id)
     changes: dict[str, Any] = {}
     if member_id == household["head_member_id"]:
         changes = await _hand_over_headship(conn, members, member_id, new_head_member_id)
@@ -110,6 +116,59 @@ async def remove_member(
         ),
         **changes,
     )
+
+
+def _current_member_or_raise(
+    members: dict[UUID, asyncpg.Record], household_id: UUID, member_id: UUID
+) -> asyncpg.Record:
+    member = members.get(member_id)
+    if member is None or member["left_on"] is not None:
+        raise NotFound(f"member {member_id} is not a current member of household {household_id}")
+    return member
+
+
+async def change_member_details(
+    conn: asyncpg.Connection,
+    household_id: UUID,
+    expected_version: int,
+    member_id: UUID,
+    update: MemberUpdate,
+    ctx: service.Context,
+) -> int:
+    """Correct or update a member's details; the audit and the event name the fields, not values."""
+    await _lock_for_change(conn, household_id, expected_version, ctx)
+    members = {m["member_id"]: m for m in await store.get_members(conn, household_id)}
+    member = _current_member_or_raise(members, household_id, member_id)
+    changed = {k: v for k, v in update.changes().items() if member[k] != v}
+    if not changed:
+        raise InvalidInput("send at least one field that differs from the member's details", field="body")
+    _check_member(dict(member) | changed)
+    if changed.get("national_id"):
+        await service.reject_held_national_ids(conn, [changed["national_id"]])
+    try:
+        await store.update_member(conn, member_id, **changed)
+    except asyncpg.UniqueViolationError as exc:  # a registration raced us for the national ID
+        raise Conflict("the national ID belongs to an active household", field="national_id") from exc
+    fields = sorted(changed)
+    return await _commit_change(
+        conn,
+        household_id,
+        ctx,
+        "MEMBER_CHANGED",
+        {"member_id": str(member_id), "fields": fields, "on": str(update.effective_on)},
+        lambda s: ev.MemberChanged(
+            household=s, member_id=member_id, fields=fields, effective_on=update.effective_on
+        ),
+    )
+
+
+def _check_member(details: dict[str, Any]) -> None:
+    """Every rule a registered member meets (Khmer name, national ID format…) holds after a change."""
+    try:
+        MemberCreate.model_validate({f: details[f] for f in MemberCreate.model_fields})
+    except ValidationError as exc:
+        errors = validation_errors(exc.errors(include_input=False))
+        raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors) from exc
 
 
 async def _hand_over_headship(
@@ -186,6 +245,7 @@ async def reassess(
             model_level=assessment.model_level,
             final_level=assessment.model_level,
         ),
+        issued_card=card_number,
         poverty_level=assessment.model_level,
         interviewed_on=interviewed_on,
     )
@@ -237,6 +297,7 @@ async def decide_special_circumstances(
             final_level=final,
             special_circumstances_reason=reason,
         ),
+        issued_card=card_number,
         poverty_level=final,
     )
 
@@ -320,6 +381,7 @@ async def replace_lost_card(
         "CARD_REPLACED",
         {"old": old["card_number"], "new": number, "reason": reason},
         lambda s: ev.CardReplaced(household=s, old_card_number=old["card_number"], card_number=number),
+        issued_card=number,
     )
 
 

@@ -207,6 +207,31 @@ class MemberLeaving(BaseModel):
     new_head_member_id: UUID | None = Field(None, description="Required when the head leaves.")
 
 
+class MemberUpdate(BaseModel):
+    """A change of a member's details: only the fields sent change (null clears an optional one).
+    The member that results must pass every rule of ``MemberCreate``; the relationship changes only
+    through life events (a new head is named when the head leaves)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    effective_on: PastDate = Field(description="When the change happened (or was found).")
+    name_km: str | None = None
+    name_latin: str | None = None
+    sex: Sex | None = None
+    date_of_birth: date | None = None
+    dob_estimated: bool | None = None
+    national_id: str | None = None
+    has_disability: bool | None = None
+    disability_card_no: str | None = None
+    lives_with_hiv: bool | None = None
+    is_pregnant: bool | None = None
+    expected_delivery_date: date | None = None
+    in_school: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"effective_on"})
+
+
 class Withdrawal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

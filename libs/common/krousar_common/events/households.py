@@ -2,6 +2,9 @@
 
 Every household event carries the whole household as it is after the change
 (``HouseholdSnapshot``), so consumers never need to call the registry back.
+
+Schema versions: a new optional field (with a default) keeps the version, since readers of either
+side accept the other's events; removing, renaming or retyping a field is a new version.
 """
 
 from datetime import date
@@ -57,8 +60,10 @@ class MemberSnapshot(BaseModel):
     dob_estimated: bool = False
     relationship: Relationship
     has_disability: bool = False
+    disability_card_no: str | None = None
     lives_with_hiv: bool = False
     is_pregnant: bool = False
+    expected_delivery_date: date | None = None
     in_school: bool = False
     joined_on: date | None = Field(None, description="Birth or move-in date; None = since registration.")
     left_on: date | None = Field(None, description="Death or move-out date; None = still a member.")
@@ -144,12 +149,17 @@ class MemberRemoved(HouseholdEvent):
 
 
 class MemberChanged(HouseholdEvent):
+    """A member's details changed (name, national ID, disability, pregnancy, schooling…)."""
+
     member_id: UUID
-    fields: list[str]
+    fields: list[str] = Field(description="Names of the member fields that changed (never their values).")
     effective_on: date
 
 
 class CardIssued(HouseholdEvent):
+    """A new card for a registered household (re-assessment, council decision, replacement). The
+    first card of a registration travels in ``HouseholdRegistered.household.card``."""
+
     card_number: str
 
 
