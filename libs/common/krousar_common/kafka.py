@@ -7,6 +7,7 @@ processed goes to ``<topic>.dlq`` with the reason, so the partition keeps moving
 """
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from krousar_common.logging import describe_error
 log = structlog.get_logger("krousar.kafka")
 
 Handler = Callable[[asyncpg.Connection, Envelope, BaseModel], Awaitable[None]]
+# The type label of a consumed message that could not be decoded (its type may be anything).
+UNKNOWN_TYPE = "unknown"
 
 
 def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
@@ -109,12 +112,14 @@ class ConsumerRunner:
         bootstrap: str,
         service: str,
         batch_size: int = 500,
+        lag_report_seconds: float = 5.0,
     ) -> None:
         self.spec = spec
         self.pool = pool
         self.producer = producer
         self.service = service
         self.batch_size = batch_size
+        self.lag_report_seconds = lag_report_seconds
         self._stopping = asyncio.Event()
         self.consumer = AIOKafkaConsumer(
             spec.topic,
@@ -136,23 +141,35 @@ class ConsumerRunner:
     async def run(self) -> None:
         await self.consumer.start()
         log.info("consumer.started", topic=self.spec.topic, group=self.spec.group)
+        # On a timer of its own: a consumer stuck retrying a batch still shows the lag growing.
+        reporting = asyncio.create_task(self._report_lag_every(self.lag_report_seconds))
         try:
             while not self._stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
                 for tp, records in batches.items():
                     await self._process_with_retry(tp, records)
-                await self._report_lag()
         finally:
+            reporting.cancel()
             await self.consumer.stop()
             log.info("consumer.stopped", topic=self.spec.topic, group=self.spec.group)
 
+    async def _report_lag_every(self, seconds: float) -> None:
+        while True:
+            try:
+                await self._report_lag()
+            except KafkaError as exc:  # the broker away or a rebalance: the next round tells
+                log.debug("consumer.lag_unknown", error=repr(exc)[:200])
+            await asyncio.sleep(seconds)
+
     async def _report_lag(self) -> None:
-        """Messages between this group's position and the end of the log, summed over partitions."""
+        """Messages between the end of the log and this group's last commit (its position before
+        any), summed over this process's partitions: a batch being retried is not done."""
+        partitions = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(partitions) if partitions else {}
         lag = 0
-        for tp in self.consumer.assignment():
-            end = self.consumer.highwater(tp)
-            if end is not None:
-                lag += max(0, end - await self.consumer.position(tp))
+        for tp, end in ends.items():
+            done = await self.consumer.committed(tp)
+            lag += max(0, end - (done if done is not None else await self.consumer.position(tp)))
         metrics.CONSUMER_LAG.labels(self.service, self.spec.topic).set(lag)
 
     async def _process_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
@@ -177,38 +194,41 @@ class ConsumerRunner:
 
     async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         poison: list[tuple[ConsumerRecord, str]] = []
-        applied = 0
+        consumed: collections.Counter[tuple[str, str]] = collections.Counter()
         async with self.pool.acquire() as conn, conn.transaction():
             for record in records:
-                outcome = await self._apply(conn, record)
+                event_type, outcome = await self._apply(conn, record)
                 if isinstance(outcome, str):
                     poison.append((record, outcome))
+                    consumed[event_type, "dead_lettered"] += 1
                 else:
-                    applied += outcome
+                    consumed[event_type, "applied"] += outcome
         for record, reason in poison:
             await self._dead_letter(record, reason)
         await self.consumer.commit({tp: records[-1].offset + 1})
-        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.topic, "applied").inc(applied)
-        metrics.EVENTS_CONSUMED.labels(self.service, self.spec.topic, "dead_lettered").inc(len(poison))
+        for (event_type, outcome), count in consumed.items():
+            metrics.EVENTS_CONSUMED.labels(self.service, self.spec.topic, event_type, outcome).inc(count)
 
-    async def _apply(self, conn: asyncpg.Connection, record: ConsumerRecord) -> int | str:
-        """1 if applied, 0 if a redelivery, or the reason this message is poison."""
+    async def _apply(self, conn: asyncpg.Connection, record: ConsumerRecord) -> tuple[str, int | str]:
+        """The event's type, and 1 if applied, 0 if a redelivery, or the reason it is poison."""
         structlog.contextvars.bind_contextvars(
             topic=record.topic, partition=record.partition, offset=record.offset
         )
+        event_type = UNKNOWN_TYPE
         try:
             envelope, event = decode(record.value)
+            event_type = envelope.type
             structlog.contextvars.bind_contextvars(correlation_id=envelope.correlation_id)
             async with conn.transaction():  # a savepoint: a poison message undoes only itself
                 if not await inbox.claim(conn, consumer=self.spec.group, event_id=envelope.id):
-                    return 0
+                    return event_type, 0
                 await self.spec.handler(conn, envelope, event)
-            return 1
+            return event_type, 1
         except (InvalidEvent, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             # The reason goes to the log and the DLQ header: it must not quote the event's data.
             reason = str(exc) if isinstance(exc, InvalidEvent) else describe_error(exc)
             log.warning("consumer.poison_message", reason=reason[:500])
-            return reason
+            return event_type, reason
         finally:
             structlog.contextvars.unbind_contextvars("topic", "partition", "offset", "correlation_id")
 

@@ -14,8 +14,9 @@ EVENTS_PUBLISHED = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "krousar_events_consumed_total",
-    "Events a consumer handled, by outcome (applied or dead_lettered).",
-    ["service", "topic", "outcome"],
+    "Events a consumer handled, by event type (unknown: a message that could not be decoded) and outcome"
+    " (applied or dead_lettered).",
+    ["service", "topic", "type", "outcome"],
 )
 DLQ_MESSAGES = Counter(
     "krousar_dlq_messages_total", "Messages sent to a dead-letter topic.", ["service", "topic"]
