@@ -13,14 +13,16 @@ import asyncio
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
+from krousar_common.household_facts import facts_of
 from krousar_common.programmes import load_programme
 from krousar_common.testing import ROOT, ServiceProcess, TestStack, bearer, wait_for
+from payments.store import DECISION_COLUMNS
 
 from bench.common import Report, write_section
 
@@ -49,8 +51,14 @@ def member(rng: random.Random, born: str, relationship: str) -> dict[str, Any]:
         "name_km": "សុខ ចាន់",
         "sex": rng.choice("MF"),
         "date_of_birth": born,
+        "dob_estimated": False,
         "relationship": relationship,
         "has_disability": rng.random() < 0.02,
+        "lives_with_hiv": False,
+        "is_pregnant": False,
+        "in_school": False,
+        "joined_on": None,
+        "left_on": None,
     }
 
 
@@ -63,6 +71,7 @@ def snapshot(rng: random.Random) -> dict[str, Any]:
     return {
         "household_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "version": 1,
+        "status": "ACTIVE",
         "village_code": village,
         "commune_code": village[:6],
         "district_code": village[:4],
@@ -96,6 +105,7 @@ def decision_rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
             "verified_by": "bench",
             "verified_on": "2020-06-20",
         }
+        card = household["card"]
         yield (
             "COVID19_CT",
             uuid.UUID(household["household_id"]),
@@ -105,8 +115,19 @@ def decision_rows(count: int, seed: int) -> Iterator[tuple[Any, ...]]:
             now.date(),
             now,
             1,
-            household["province_code"],
+            household["status"],
+            household["village_code"],
             household["commune_code"],
+            household["district_code"],
+            household["province_code"],
+            household["poverty_level"],
+            household["female_headed"],
+            card["status"],
+            date.fromisoformat(card["issued_on"]),
+            date.fromisoformat(card["valid_until"]),
+            card["card_number"],
+            household["members"][0]["name_km"],
+            orjson.dumps(facts_of(household)).decode(),
             orjson.dumps(household).decode(),
             orjson.dumps(enrolment).decode(),
         )
@@ -122,22 +143,8 @@ async def load_projection(stack: TestStack, households: int) -> None:
             definition,
         )
         rows = decision_rows(households, seed=2023)
-        columns = [
-            "programme_code",
-            "household_id",
-            "programme_version",
-            "eligible",
-            "reasons",
-            "effective_on",
-            "decided_at",
-            "household_version",
-            "province_code",
-            "commune_code",
-            "snapshot",
-            "enrolment",
-        ]
         while chunk := [row for _, row in zip(range(50_000), rows, strict=False)]:
-            await conn.copy_records_to_table("decisions", records=chunk, columns=columns)
+            await conn.copy_records_to_table("decisions", records=chunk, columns=DECISION_COLUMNS)
         await conn.execute("ANALYZE decisions")
     finally:
         await conn.close()

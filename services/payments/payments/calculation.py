@@ -229,9 +229,7 @@ def assess_batch(
 ) -> Batch:
     batch = Batch()
     for row in rows:
-        candidate = domain.Candidate(
-            row["household_id"], row["eligible"], row["reasons"], row["snapshot"], row["enrolment"]
-        )
+        candidate = domain.Candidate(row["household_id"], row["eligible"], row["reasons"], row)
         outcome = domain.assess(programme, run.period, run.rules_day, candidate, history)
         if isinstance(outcome, domain.LeftOut):
             reason = str(outcome.reason)  # a plain str: StrEnum keys don't serialise as json keys

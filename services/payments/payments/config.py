@@ -11,6 +11,8 @@ class Settings(ServiceSettings):
     # Households calculated, and lines instructed, per step: one COPY and one outbox COPY per step.
     calculation_batch_size: int = 5000
     instruction_batch_size: int = 5000
+    # PSP statuses applied per transaction (one UPDATE of the lines a batch).
+    status_batch_size: int = 5000
     # The Redis lock of a calculation expires this long after its last renewal (a dead process's
     # lock frees itself); the PostgreSQL guards hold regardless.
     calculation_lock_seconds: int = 60

@@ -3,7 +3,7 @@ payment ids, the totals and the run's state machine. No I/O, no async."""
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -11,8 +11,9 @@ from typing import Any
 from uuid import UUID
 
 from krousar_common.benefits import PaymentLine, calculate, card_active_on
-from krousar_common.events.households import HouseholdSnapshot, HouseholdStatus, LocationCategory
+from krousar_common.events.households import HouseholdStatus, LocationCategory
 from krousar_common.events.payments import PaymentStatus, RunState
+from krousar_common.household_facts import Household
 from krousar_common.programmes import ProgrammeVersion
 
 # payment_id = uuid5(PAYMENT_NAMESPACE, "programme|period|household|component|attempt"): the same
@@ -48,13 +49,15 @@ def excluded_reason(programme_code: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A household's latest decision for the programme, as the projection holds it."""
+    """A household's latest decision for the programme, as the projection holds it: ``row`` has
+    the household's columns (``krousar_common.household_facts.COLUMNS``, ``facts`` as JSON text),
+    ``card_number`` and ``head_name``, and the payee (``payee_name``, ``channel``, ``account``,
+    ``enrolled``). The household is read from it only when the decision is eligible."""
 
     household_id: UUID
     eligible: bool
     reasons: list[str]
-    snapshot_json: str
-    enrolment: dict[str, Any] | None
+    row: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Payee:
 class Planned:
     """A household the run pays: its lines (with their attempt numbers) and where it lives."""
 
-    household: HouseholdSnapshot
+    household: Household
     lines: list[tuple[PaymentLine, int]]
     payee: Payee
     location_category: str
@@ -103,12 +106,11 @@ def payment_id(programme_code: str, period: str, household_id: UUID, component: 
     return uuid.uuid5(PAYMENT_NAMESPACE, f"{programme_code}|{period}|{household_id}|{component}|{attempt}")
 
 
-def payee_of(household: HouseholdSnapshot, enrolment: dict[str, Any] | None) -> Payee:
+def payee_of(row: Mapping[str, Any]) -> Payee:
     """The enrolled payee; without an enrolment (a programme that needs none), the head by name."""
-    if enrolment is not None:
-        return Payee(enrolment["payee_name"], enrolment.get("channel") or "WING", enrolment.get("account"))
-    head = next((m for m in household.members if m.member_id == household.head_member_id), None)
-    return Payee(head.name_km if head else str(household.household_id), "WING", None)
+    if row["enrolled"]:
+        return Payee(row["payee_name"], row["channel"] or "WING", row["account"])
+    return Payee(row["head_name"] or str(row["household_id"]), "WING", None)
 
 
 def assess(
@@ -120,35 +122,36 @@ def assess(
     if not candidate.eligible:
         reason = candidate.reasons[0] if candidate.reasons else LeftOutReason.NOT_ELIGIBLE
         return LeftOut(candidate.household_id, reason, ", ".join(candidate.reasons) or None)
-    household = HouseholdSnapshot.model_validate_json(candidate.snapshot_json)
+    row = candidate.row
+    household = Household(row)
     category = household.location_category_on(day)
-    refusal = _target_refusal(programme, key, day, household, category, candidate.enrolment, history)
+    refusal = _target_refusal(programme, key, day, household, category, row, history)
     if refusal is not None:
         return LeftOut(candidate.household_id, *refusal)
     try:
-        lines = calculate(programme, household, key)
+        lines = calculate(programme, household, key)  # type: ignore[arg-type]
     except ValueError as exc:
         return LeftOut(candidate.household_id, LeftOutReason.CALCULATION_ERROR, str(exc)[:500])
     if not lines:
         return LeftOut(candidate.household_id, LeftOutReason.NOTHING_PAYABLE)
-    return _plan(household, lines, candidate.enrolment, category, history)
+    return _plan(household, lines, row, category, history)
 
 
 def _target_refusal(
     programme: ProgrammeVersion,
     key: str,
     day: date,
-    household: HouseholdSnapshot,
+    household: Household,
     category: LocationCategory,
-    enrolment: dict[str, Any] | None,
+    row: Mapping[str, Any],
     history: History,
 ) -> tuple[str, str | None] | None:
     target = programme.target
     if household.status != HouseholdStatus.ACTIVE:
         return LeftOutReason.HOUSEHOLD_WITHDRAWN, None
-    if target.requires_active_card and not card_active_on(household, day):
-        return LeftOutReason.CARD_NOT_ACTIVE, _card_detail(household, day)
-    if target.requires_enrolment and enrolment is None:
+    if target.requires_active_card and not card_active_on(household, day):  # type: ignore[arg-type]
+        return LeftOutReason.CARD_NOT_ACTIVE, _card_detail(household, day, row["card_number"])
+    if target.requires_enrolment and not row["enrolled"]:
         return LeftOutReason.NOT_ENROLLED, None
     if household.poverty_level not in target.poverty_levels:
         return LeftOutReason.LEVEL_NOT_TARGETED, str(household.poverty_level)
@@ -162,17 +165,17 @@ def _target_refusal(
     return None
 
 
-def _card_detail(household: HouseholdSnapshot, day: date) -> str:
+def _card_detail(household: Household, day: date, number: str | None) -> str:
     card = household.card
     if card is None:
         return "no equity card"
-    return f"card {card.card_number} {card.status}, valid {card.issued_on}..{card.valid_until}, not on {day}"
+    return f"card {number} {card.status}, valid {card.issued_on}..{card.valid_until}, not on {day}"
 
 
 def _plan(
-    household: HouseholdSnapshot,
+    household: Household,
     lines: list[PaymentLine],
-    enrolment: dict[str, Any] | None,
+    row: Mapping[str, Any],
     category: LocationCategory,
     history: History,
 ) -> Planned | LeftOut:
@@ -185,7 +188,7 @@ def _plan(
     if not to_pay:
         reason = LeftOutReason.IN_ANOTHER_RUN if "CALCULATED" in held else LeftOutReason.ALREADY_PAID
         return LeftOut(household.household_id, reason, ", ".join(sorted({str(s) for s in held})))
-    return Planned(household, to_pay, payee_of(household, enrolment), str(category))
+    return Planned(household, to_pay, payee_of(row), str(category))
 
 
 # --- totals ----------------------------------------------------------------------------------------

@@ -1,18 +1,26 @@
 """What payments consumes: decisions and programme versions into its projections, and the PSP's
 statuses into its payment lines. Handlers are thin; the runner gives each one its transaction."""
 
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
 import asyncpg
 import structlog
-from krousar_common import topics
+from krousar_common import batch_consumer, topics
+from krousar_common.batch_consumer import BatchConsumerSpec
 from krousar_common.events import Envelope, InvalidEvent
 from krousar_common.events.eligibility import EligibilityDecided
 from krousar_common.events.payments import PaymentStatusReported
 from krousar_common.events.programmes import ProgrammeVersionPublished
 from krousar_common.kafka import ConsumerSpec
+from krousar_common.runtime import Runtime
 from krousar_common.settings import ServiceSettings
 from pydantic import BaseModel
 
 from payments import metrics, store
+from payments.config import Settings
 
 log = structlog.get_logger("payments.events")
 
@@ -49,11 +57,55 @@ async def on_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseMod
     )
 
 
+async def on_statuses(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
+    """``on_status`` for a batch (a national run's statuses come 700,000 at a time): the first
+    status of each line in one UPDATE, then every status that applied nothing is told apart as
+    ``on_status`` does. A status for an unknown payment makes the batch fall back to ``on_status``,
+    which dead-letters it alone."""
+    first: dict[UUID, PaymentStatusReported] = {}
+    later: list[PaymentStatusReported] = []
+    for _, event in events:
+        if not isinstance(event, PaymentStatusReported):
+            continue
+        if event.payment_id in first:
+            later.append(event)  # the PSP said it twice, or changed its mind
+        else:
+            first[event.payment_id] = event
+    applied = await store.apply_statuses(conn, list(first.values()))
+    unapplied = [e for pid, e in first.items() if pid not in applied] + later
+    current = await store.get_line_statuses(conn, [e.payment_id for e in unapplied]) if unapplied else {}
+    unknown = [e.payment_id for e in unapplied if e.payment_id not in current]
+    if unknown:
+        raise InvalidEvent(f"status for unknown payment {unknown[0]}")
+    outcomes: Counter[tuple[str, str]] = Counter((first[pid].status, "applied") for pid in applied)
+    for event in unapplied:
+        state = current[event.payment_id]
+        outcomes[event.status, "duplicate" if state == event.status else "contradicting"] += 1
+        if state != event.status:
+            log.warning(
+                "status.contradicting",
+                payment_id=str(event.payment_id),
+                current=state,
+                reported=event.status,
+            )
+    for (status, outcome), count in outcomes.items():
+        metrics.STATUSES.labels(status, outcome).inc(count)
+
+
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
+    """Consumed message by message; the statuses are consumed in batches (``start_consumers``)."""
     return [
         ConsumerSpec(
             settings.topic(topics.DECISIONS.name), settings.group("payments.decisions"), on_decision
         ),
         ConsumerSpec(settings.topic(topics.TOPUPS.name), settings.group("payments.programmes"), on_programme),
-        ConsumerSpec(settings.topic(topics.STATUSES.name), settings.group("payments.statuses"), on_status),
     ]
+
+
+def statuses_spec(settings: Settings) -> BatchConsumerSpec:
+    spec = ConsumerSpec(settings.topic(topics.STATUSES.name), settings.group("payments.statuses"), on_status)
+    return BatchConsumerSpec(spec, on_statuses, settings.status_batch_size)
+
+
+async def start_consumers(runtime: Runtime) -> None:
+    batch_consumer.start(runtime, statuses_spec(runtime.settings))  # type: ignore[arg-type]

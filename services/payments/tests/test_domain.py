@@ -7,7 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
+from krousar_common.benefits import calculate
+from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.events.payments import RunState
+from krousar_common.household_facts import projection_columns
 from krousar_common.programmes import ProgrammeVersion, load_programme
 from payments import domain
 
@@ -63,15 +66,25 @@ def household(**over: Any) -> dict[str, Any]:
     return snapshot
 
 
+def projection_row(snapshot: dict[str, Any], enrolment: dict[str, Any] | None) -> dict[str, Any]:
+    """The decision row a calculation reads (``store.CANDIDATE``), from a snapshot and enrolment."""
+    validated = HouseholdSnapshot.model_validate(snapshot)
+    columns = projection_columns(validated)
+    head = next((m for m in validated.members if m.member_id == validated.head_member_id), None)
+    return {
+        **columns,
+        "facts": orjson.dumps(columns["facts"]).decode(),
+        "card_number": validated.card.card_number if validated.card else None,
+        "head_name": head.name_km if head else None,
+        "enrolled": enrolment is not None,
+        **{k: (enrolment or {}).get(k) for k in ("payee_name", "channel", "account")},
+    }
+
+
 def candidate(snapshot: dict[str, Any], *, eligible: bool = True, **over: Any) -> domain.Candidate:
     fields = {"reasons": [], "enrolment": ENROLMENT, **over}
-    return domain.Candidate(
-        uuid.UUID(snapshot["household_id"]),
-        eligible,
-        fields["reasons"],
-        orjson.dumps(snapshot).decode(),
-        fields["enrolment"],
-    )
+    row = projection_row(snapshot, fields["enrolment"])
+    return domain.Candidate(uuid.UUID(snapshot["household_id"]), eligible, fields["reasons"], row)
 
 
 def assess(
@@ -182,3 +195,39 @@ def test_runs_move_forward_only_and_cancel_only_before_approval() -> None:
     assert not domain.can_move(RunState.APPROVED, RunState.CANCELLED)
     assert not domain.can_move(RunState.RECONCILED, RunState.INSTRUCTED)
     assert domain.over_budget(10, 9) and not domain.over_budget(10, 10) and not domain.over_budget(10, None)
+
+
+def test_a_programme_without_enrolment_pays_the_head_by_name() -> None:
+    snapshot = household()
+    unenrolled = COVID.model_copy(
+        update={"target": COVID.target.model_copy(update={"requires_enrolment": False})}
+    )
+
+    planned = assess(snapshot, unenrolled, enrolment=None)
+
+    assert isinstance(planned, domain.Planned)
+    assert planned.payee == domain.Payee("សុខ ចាន់", "WING", None)
+
+
+@pytest.mark.parametrize("key", ["2020-07", "2022-12", "2023-03", "2024-02"])
+def test_the_projection_row_pays_what_the_validated_snapshot_pays(key: str) -> None:
+    joined_late = member("2020-08-02", joined_on="2020-08-02")
+    left_early = member("1970-01-01", relationship="SPOUSE", left_on="2020-06-01")
+    disabled = member("2012-01-01", has_disability=True, lives_with_hiv=True, in_school=True)
+    base = household()
+    snapshot = household(
+        household_id=base["household_id"],
+        head_member_id=base["head_member_id"],
+        members=[*base["members"], joined_late, left_early, disabled],
+        location_history=[
+            {"effective_from": "1900-01-01", "category": "RURAL"},
+            {"effective_from": "2022-01-01", "category": "OTHER_URBAN"},
+        ],
+        card={"card_number": "c", "status": "ACTIVE", "issued_on": "2020-01-01", "valid_until": "2026-01-01"},
+    )
+    for programme in (COVID, INFLATION):
+        payable_key = key if programme is COVID else "2022-12-10"
+        planned = assess(snapshot, programme, payable_key)
+        expected = calculate(programme, HouseholdSnapshot.model_validate(snapshot), payable_key)
+        assert isinstance(planned, domain.Planned)
+        assert [line for line, _ in planned.lines] == expected

@@ -20,7 +20,7 @@ DEFINITION = ServiceDefinition(
     routers=[api.router],
     migrations=Path(__file__).resolve().parent.parent / "migrations",
     consumers=events.consumers,
-    on_start=[jobs.schedule],
+    on_start=[events.start_consumers, jobs.schedule],
 )
 
 

@@ -19,6 +19,7 @@ class Settings(ServiceSettings):
     unclaimed_delay_seconds: float = Field(5.0, ge=0, description="the claim window, compressed")
     seed: str = "krousar"
     report_batch_size: int = 5000
+    instruction_batch_size: int = Field(5000, description="instructions applied per transaction")
     report_interval_seconds: float = 0.5
 
     @model_validator(mode="after")

@@ -1,12 +1,23 @@
-"""The simulator consumes instructions: each new payment id gets its outcome and its due time."""
+"""The simulator consumes instructions: each new payment id gets its outcome and its due time.
 
+Instructions come a national run at a time (700,000 in a minute), so they are applied a batch at a
+time (``krousar_common.batch_consumer``: one inbox claim and one INSERT a batch); the handler of
+one instruction is the fallback for a batch that holds a poison message.
+"""
+
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 import asyncpg
-from krousar_common import topics
+from krousar_common import batch_consumer, topics
+from krousar_common.batch_consumer import BatchConsumerSpec, BatchHandler
 from krousar_common.events import Envelope
 from krousar_common.events.payments import PaymentInstructed, PaymentStatus
 from krousar_common.kafka import ConsumerSpec, Handler
+from krousar_common.runtime import Runtime
 from krousar_common.settings import ServiceSettings
 from pydantic import BaseModel
 
@@ -15,39 +26,77 @@ from psp_simulator.config import Settings
 
 
 def make_handler(settings: Settings) -> Handler:
+    """One instruction at a time: the fallback of a batch that holds a poison message."""
     shares = domain.Shares(settings.paid_share, settings.failed_share, settings.duplicate_share)
 
     async def on_instruction(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
         if not isinstance(event, PaymentInstructed):
             return
-        outcome = domain.outcome_of(event.payment_id, shares, settings.seed)
-        delay = (
-            settings.unclaimed_delay_seconds
-            if outcome.status is PaymentStatus.UNCLAIMED
-            else settings.settle_delay_seconds
+        new = await store.record_instructions(
+            conn, [settlement_row(event, settings, shares, datetime.now(UTC))]
         )
-        row = {
-            "payment_id": event.payment_id,
-            "run_id": event.run_id,
-            "household_id": event.household_id,
-            "amount_riel": event.amount_riel,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "report_twice": outcome.report_twice,
-            "due_at": datetime.now(UTC) + timedelta(seconds=delay),
-        }
-        new = await store.record_instruction(conn, row)
         metrics.INSTRUCTIONS.labels("new" if new else "repeat").inc()
 
     return on_instruction
 
 
+def settlement_row(
+    event: PaymentInstructed, settings: Settings, shares: domain.Shares, now: datetime
+) -> tuple:
+    """The settlements row (``store.SETTLEMENT_COLUMNS``) of a new instruction."""
+    outcome = domain.outcome_of(event.payment_id, shares, settings.seed)
+    delay = (
+        settings.unclaimed_delay_seconds
+        if outcome.status is PaymentStatus.UNCLAIMED
+        else settings.settle_delay_seconds
+    )
+    return (
+        event.payment_id,
+        event.run_id,
+        event.household_id,
+        event.amount_riel,
+        str(outcome.status),
+        outcome.reason,
+        outcome.report_twice,
+        now + timedelta(seconds=delay),
+    )
+
+
+def make_batch_handler(settings: Settings) -> BatchHandler:
+    shares = domain.Shares(settings.paid_share, settings.failed_share, settings.duplicate_share)
+
+    async def on_instructions(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
+        now = datetime.now(UTC)
+        rows: dict[UUID, tuple] = {}
+        repeats: Counter[UUID] = Counter()
+        for _, event in events:
+            if not isinstance(event, PaymentInstructed):
+                continue
+            if event.payment_id in rows:
+                repeats[event.payment_id] += 1  # instructed twice within the batch
+            else:
+                rows[event.payment_id] = settlement_row(event, settings, shares, now)
+        new = await store.record_instructions(conn, list(rows.values()))
+        if repeats:
+            await store.count_repeats(conn, dict(repeats))
+        metrics.INSTRUCTIONS.labels("new").inc(new)
+        metrics.INSTRUCTIONS.labels("repeat").inc(len(rows) - new + sum(repeats.values()))
+
+    return on_instructions
+
+
+def instructions_spec(settings: Settings) -> BatchConsumerSpec:
+    spec = ConsumerSpec(
+        settings.topic(topics.INSTRUCTIONS.name),
+        settings.group("psp_simulator.instructions"),
+        make_handler(settings),
+    )
+    return BatchConsumerSpec(spec, make_batch_handler(settings), settings.instruction_batch_size)
+
+
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
-    assert isinstance(settings, Settings)
-    return [
-        ConsumerSpec(
-            settings.topic(topics.INSTRUCTIONS.name),
-            settings.group("psp_simulator.instructions"),
-            make_handler(settings),
-        )
-    ]
+    return []  # instructions are consumed in batches: start_consumers
+
+
+async def start_consumers(runtime: Runtime) -> None:
+    batch_consumer.start(runtime, instructions_spec(runtime.settings))  # type: ignore[arg-type]

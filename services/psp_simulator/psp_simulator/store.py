@@ -6,39 +6,93 @@ from uuid import UUID
 
 import asyncpg
 
+SETTLEMENT_COLUMNS = (
+    "payment_id",
+    "run_id",
+    "household_id",
+    "amount_riel",
+    "status",
+    "reason",
+    "report_twice",
+    "due_at",
+)
 
-async def record_instruction(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
-    """Hold a new instruction; False (and counted) when the payment id is held already."""
-    return await conn.fetchval(
-        "INSERT INTO settlements (payment_id, run_id, household_id, amount_riel, status, reason,"
-        " report_twice, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+
+async def record_instructions(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Hold a batch of instructions (``SETTLEMENT_COLUMNS``, distinct payment ids) with one
+    statement; how many were new (the others repeat a payment id held already, and are counted)."""
+    if not rows:
+        return 0
+    columns = list(zip(*rows, strict=True))
+    new = await conn.fetch(
+        f"INSERT INTO settlements ({', '.join(SETTLEMENT_COLUMNS)})"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[],"
+        " $7::boolean[], $8::timestamptz[])"
         " ON CONFLICT (payment_id) DO UPDATE"
         " SET instructions_received = settlements.instructions_received + 1"
-        " RETURNING instructions_received = 1",
-        row["payment_id"],
-        row["run_id"],
-        row["household_id"],
-        row["amount_riel"],
-        row["status"],
-        row["reason"],
-        row["report_twice"],
-        row["due_at"],
+        " RETURNING instructions_received = 1 AS new",
+        *[list(c) for c in columns],
     )
+    return sum(1 for r in new if r["new"])
 
 
-async def due_settlements(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Settlements whose time has come, locked so a second reporter skips them."""
-    return await conn.fetch(
-        "SELECT payment_id, run_id, household_id, status, reason, report_twice FROM settlements"
-        " WHERE reported_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now,
-        limit,
-    )
-
-
-async def mark_reported(conn: asyncpg.Connection, payment_ids: list[UUID], now: datetime) -> None:
+async def count_repeats(conn: asyncpg.Connection, repeats: dict[UUID, int]) -> None:
+    """More instructions of payment ids held already (a batch that instructs one twice)."""
     await conn.execute(
-        "UPDATE settlements SET reported_at = $2 WHERE payment_id = ANY($1::uuid[])", payment_ids, now
+        "UPDATE settlements s SET instructions_received = s.instructions_received + r.n"
+        " FROM unnest($1::uuid[], $2::int[]) AS r(payment_id, n) WHERE s.payment_id = r.payment_id",
+        list(repeats),
+        list(repeats.values()),
+    )
+
+
+# Due settlements become PaymentStatusReported envelopes in the outbox, one statement a batch:
+# PostgreSQL takes the due rows (locked: a second reporter skips them), marks them reported and
+# writes one event for each, two (with distinct ids) for one to be reported twice. Its JSON is
+# the contract's envelope, checked on a sample of every batch (jobs.py).
+_REPORT_DUE = """
+WITH due AS (
+    SELECT payment_id FROM settlements
+    WHERE reported_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), reported AS (
+    UPDATE settlements s SET reported_at = $1 FROM due WHERE s.payment_id = due.payment_id
+    RETURNING s.payment_id, s.run_id, s.household_id, s.status, s.reason, s.report_twice, s.due_at
+), copies AS MATERIALIZED (
+    SELECT reported.*, copy, gen_random_uuid() AS event_id
+    FROM reported, generate_series(1, CASE WHEN report_twice THEN 2 ELSE 1 END) AS copy
+), outboxed AS (
+    INSERT INTO outbox (event_id, topic, key, event_type, payload)
+    SELECT event_id, $3, household_id::text, $4, convert_to(json_build_object(
+        'id', event_id, 'source', $5::text, 'type', $4::text, 'specversion', '1.0', 'time', $6::text,
+        'subject', household_id::text, 'datacontenttype', 'application/json',
+        'correlation_id', 'psp-' || payment_id, 'schema_version', $7::int,
+        'data', json_build_object(
+            'payment_id', payment_id, 'run_id', run_id, 'household_id', household_id,
+            'status', status, 'reason', reason, 'reported_at', $6::text)
+    )::text, 'UTF8')
+    FROM copies ORDER BY due_at, payment_id, copy
+    RETURNING payload
+)
+SELECT (SELECT count(*) FROM reported) AS settled,
+       (SELECT coalesce(json_object_agg(status, n), '{}') FROM
+            (SELECT status, count(*) AS n FROM copies GROUP BY status) AS c) AS statuses,
+       (SELECT payload FROM outboxed LIMIT 1) AS sample
+"""
+
+
+async def report_due(
+    conn: asyncpg.Connection,
+    now: datetime,
+    limit: int,
+    *,
+    topic: str,
+    event_type: str,
+    schema_version: int,
+    source: str,
+) -> asyncpg.Record:
+    """Report the settlements due by ``now``: (settled, statuses {status: events}, sample payload)."""
+    return await conn.fetchrow(
+        _REPORT_DUE, now, limit, topic, event_type, source, now.isoformat(), schema_version
     )
 
 
