@@ -3,10 +3,11 @@
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from krousar_common.errors import NotFound
+from krousar_common.idempotency import idempotent
 from krousar_common.web import Conn, RuntimeDep
 
 from eligibility import jobs, store
@@ -18,15 +19,20 @@ router = APIRouter(prefix="/v1", tags=["evaluations"])
 
 @router.post("/evaluations", status_code=202, response_model=EvaluationRead)
 async def request_evaluation(
-    body: EvaluationRequest, runtime: RuntimeDep, principal: Operator
+    body: EvaluationRequest, request: Request, runtime: RuntimeDep, principal: Operator
 ) -> JSONResponse:
     """Decide every household for every programme again, for ``on`` (the clock is then held at that
     day until a request without ``on`` lets it follow the calendar again). Runs in the background:
-    follow it with GET /v1/evaluations/{run_id}."""
-    async with runtime.transaction() as conn:
-        run_id = await jobs.set_day(conn, body.on, principal.user_id)
-        row = await store.get_run(conn, run_id)
-    return JSONResponse(jsonable_encoder(EvaluationRead.model_validate(dict(row))), status_code=202)
+    follow it with GET /v1/evaluations/{run_id}. A retry with the same ``Idempotency-Key`` answers
+    the first run and requests no other."""
+
+    async def handle() -> JSONResponse:
+        async with runtime.transaction() as conn:
+            run_id = await jobs.set_day(conn, body.on, principal.user_id)
+            row = await store.get_run(conn, run_id)
+        return JSONResponse(jsonable_encoder(EvaluationRead.model_validate(dict(row))), status_code=202)
+
+    return await idempotent(request, principal, handle)
 
 
 @router.get("/evaluations/{run_id}", response_model=EvaluationRead)
