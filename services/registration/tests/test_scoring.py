@@ -82,9 +82,13 @@ def test_shipped_models() -> None:
     assert {q.key for q in URBAN.questions} - {q.key for q in RURAL.questions} == {"tenure", "earners"}
 
 
-def rural_model_json() -> dict[str, Any]:
-    path = resources.files("registration").joinpath("data", "scoring", "SYNTH-RURAL-1.json")
+def model_json(model_id: str) -> dict[str, Any]:
+    path = resources.files("registration").joinpath("data", "scoring", f"{model_id}.json")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rural_model_json() -> dict[str, Any]:
+    return model_json("SYNTH-RURAL-1")
 
 
 def test_model_file_round_trips() -> None:
@@ -409,6 +413,14 @@ def test_whole_number_written_as_float_is_accepted() -> None:
     assert validate_answers(RURAL, rural_answers(cattle=2.0)) == []
 
 
+def test_a_number_is_shown_as_written_whatever_was_scored_before() -> None:
+    score_household(RURAL, rural_answers(cattle=2.0, land_ha=1.0), [member(30)], INTERVIEW)
+    lines = score_household(RURAL, rural_answers(cattle=2, land_ha=1), [member(30)], INTERVIEW).items
+    shown = {line.item: line.value for line in lines}
+    assert (type(shown["cattle"]), type(shown["land_ha"])) == (int, int)
+    assert validate_answers(RURAL, rural_answers(cattle=2.5)) == [("cattle", "must be a whole number")]
+
+
 def test_scoring_invalid_answers_raises_with_the_errors() -> None:
     with pytest.raises(InvalidAnswersError) as raised:
         score_household(RURAL, rural_answers(roof="PALM", tenure="OWNED"), [member(30)], INTERVIEW)
@@ -494,6 +506,19 @@ def test_level_follows_the_cutoffs(household: tuple[ScoringModel, dict[str, Any]
         else PovertyLevel.NOT_POOR
     )
     assert assessment.model_level == expected
+
+
+@given(households)
+def test_remembered_item_scores_equal_a_fresh_models(
+    household: tuple[ScoringModel, dict[str, Any], list[MemberFacts]],
+) -> None:
+    """Items remember their scores across households; a model just read has remembered nothing."""
+    model, answers, members = household
+    fresh = parse_model(model_json(model.model_id))
+    remembered = score_household(model, answers, members, INTERVIEW)
+    computed = score_household(fresh, answers, members, INTERVIEW)
+    assert remembered == computed
+    assert [type(line.value) for line in remembered.items] == [type(line.value) for line in computed.items]
 
 
 @given(st.sampled_from([RURAL, URBAN]), st.integers(-10, 100), st.integers(-10, 100))

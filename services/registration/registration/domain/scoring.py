@@ -9,14 +9,14 @@ import json
 import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from fractions import Fraction
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from krousar_common.events.households import PovertyLevel
 
@@ -82,8 +82,7 @@ class Assessment:
     items: tuple[ItemScore, ...]
 
 
-@dataclass(frozen=True)
-class _MemberOnDay:
+class _MemberOnDay(NamedTuple):
     age: int
     in_school: bool
 
@@ -111,8 +110,6 @@ _COMPARISONS: dict[str, Callable[[Fraction, Fraction], bool]] = {
 }
 
 
-# Cached: answers repeat (whole numbers, common areas), and Fraction arithmetic is what
-# dominates scoring a national round otherwise.
 @lru_cache(maxsize=65536)
 def _exact(number: int | float) -> Fraction:
     # Through the decimal text, so 0.5 ha or 14.9 m² compare exactly as written on the form.
@@ -139,16 +136,37 @@ class Bands:
     otherwise: int
 
     def points_for(self, number: Fraction) -> int:
-        return _points_for(self, number)
+        return next((band.points for band in self.bands if band.matches(number)), self.otherwise)
 
     @property
     def max_points(self) -> int:
         return max(self.otherwise, *(band.points for band in self.bands))
 
 
-@lru_cache(maxsize=65536)
-def _points_for(bands: Bands, number: Fraction) -> int:
-    return next((band.points for band in bands.bands if band.matches(number)), bands.otherwise)
+# --- memos: an item's score depends on a few small values that repeat across a round ---------
+
+
+class _Memo(dict[Any, Any]):
+    """Results of a pure function by its argument. A national round asks for the same few answers
+    hundreds of thousands of times, and exact (Fraction) arithmetic is what scoring costs
+    otherwise. Bounded, so arbitrary numbers sent to the API cannot grow it without end."""
+
+    LIMIT = 65536
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key: Any) -> Any:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        value = self[key] = self.compute(key)
+        return value
+
+
+def _memoise(item: object, name: str, compute: Callable[[Any], Any]) -> None:
+    """Give a frozen item its memo (a field declared ``init=False, compare=False, repr=False``)."""
+    object.__setattr__(item, name, _Memo(compute))
 
 
 # --- item kinds -------------------------------------------------------------------------------
@@ -158,6 +176,10 @@ def _points_for(bands: Bands, number: Fraction) -> int:
 class ChoiceQuestion:
     key: str
     points: Mapping[str, int]
+    _scores: _Memo = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _memoise(self, "_scores", lambda answer: ItemScore(self.key, answer, self.points[answer]))
 
     @property
     def max_points(self) -> int:
@@ -169,14 +191,19 @@ class ChoiceQuestion:
         return f"must be one of {', '.join(self.points)}"
 
     def evaluate(self, household: _Household) -> ItemScore:
-        answer = str(household.answers[self.key])
-        return ItemScore(self.key, answer, self.points[answer])
+        return self._scores[str(household.answers[self.key])]
 
 
 @dataclass(frozen=True)
 class YesNoQuestion:
     key: str
     points_if_true: int
+    _scores: _Memo = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _memoise(
+            self, "_scores", lambda answer: ItemScore(self.key, answer, self.points_if_true if answer else 0)
+        )
 
     @property
     def max_points(self) -> int:
@@ -186,8 +213,7 @@ class YesNoQuestion:
         return None if isinstance(answer, bool) else "must be true or false"
 
     def evaluate(self, household: _Household) -> ItemScore:
-        answer = bool(household.answers[self.key])
-        return ItemScore(self.key, answer, self.points_if_true if answer else 0)
+        return self._scores[bool(household.answers[self.key])]
 
 
 @dataclass(frozen=True)
@@ -198,13 +224,24 @@ class NumberQuestion:
     integer: bool = False
     minimum: Fraction | None = None
     maximum: Fraction | None = None
+    _errors: _Memo = field(init=False, compare=False, repr=False)
+    _scores: _Memo = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _memoise(self, "_errors", self._number_error)
+        _memoise(self, "_scores", self._score)
 
     @property
     def max_points(self) -> int:
         return self.bands.max_points
 
     def answer_error(self, answer: object) -> str | None:
-        if isinstance(answer, bool) or not isinstance(answer, int | float) or not math.isfinite(answer):
+        if isinstance(answer, bool) or not isinstance(answer, int | float):
+            return "must be a number"
+        return self._errors[answer]  # 2 and 2.0 are one key: they have the same error
+
+    def _number_error(self, answer: int | float) -> str | None:
+        if not math.isfinite(answer):
             return "must be a number"
         if self.integer and not float(answer).is_integer():
             return "must be a whole number"
@@ -216,9 +253,15 @@ class NumberQuestion:
 
     def evaluate(self, household: _Household) -> ItemScore:
         answer = household.answers[self.key]
+        members = len(household.members) if self.per_member else 1
+        # The type is part of the key: the breakdown shows 2 as written, not 2.0.
+        return self._scores[type(answer), answer, members]
+
+    def _score(self, key: tuple[type, int | float, int]) -> ItemScore:
+        _, answer, members = key
         if not self.per_member:
             return ItemScore(self.key, answer, self.bands.points_for(_exact(answer)))
-        per_member = _exact(answer) / len(household.members)
+        per_member = _exact(answer) / members
         return ItemScore(self.key, round(float(per_member), 2), self.bands.points_for(per_member))
 
 
@@ -231,17 +274,26 @@ class DependencyRatio:
     working_age_to: int
     no_working_age_points: int
     bands: Bands
+    _scores: _Memo = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _memoise(self, "_scores", self._score)
 
     @property
     def max_points(self) -> int:
         return max(self.no_working_age_points, self.bands.max_points)
 
     def evaluate(self, household: _Household) -> ItemScore:
-        ages = [member.age for member in household.members]
-        working = sum(self.working_age_from <= age <= self.working_age_to for age in ages)
+        working = sum(
+            self.working_age_from <= member.age <= self.working_age_to for member in household.members
+        )
+        return self._scores[len(household.members) - working, working]
+
+    def _score(self, key: tuple[int, int]) -> ItemScore:
+        dependants, working = key
         if working == 0:
             return ItemScore(self.key, None, self.no_working_age_points)
-        ratio = Fraction(len(ages) - working, working)
+        ratio = Fraction(dependants, working)
         return ItemScore(self.key, round(float(ratio), 2), self.bands.points_for(ratio))
 
 
@@ -251,6 +303,10 @@ class SchoolAgeNotInSchool:
     age_from: int
     age_to: int
     points: int
+    _scores: _Memo = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _memoise(self, "_scores", lambda count: ItemScore(self.key, count, self.points if count else 0))
 
     @property
     def max_points(self) -> int:
@@ -261,7 +317,7 @@ class SchoolAgeNotInSchool:
             self.age_from <= member.age <= self.age_to and not member.in_school
             for member in household.members
         )
-        return ItemScore(self.key, out_of_school, self.points if out_of_school else 0)
+        return self._scores[out_of_school]
 
 
 Question = ChoiceQuestion | YesNoQuestion | NumberQuestion
@@ -278,9 +334,13 @@ class ScoringModel:
     cutoffs: tuple[tuple[PovertyLevel, int], ...]  # poorest level first
     items: tuple[Item, ...]
 
-    @property
+    @cached_property
     def questions(self) -> tuple[Question, ...]:
         return tuple(item for item in self.items if isinstance(item, Question))
+
+    @cached_property
+    def question_keys(self) -> frozenset[str]:
+        return frozenset(question.key for question in self.questions)
 
     @property
     def max_score(self) -> int:
@@ -421,7 +481,7 @@ def _question_error(question: Question, answers: Mapping[str, object]) -> str | 
 def validate_answers(model: ScoringModel, answers: Mapping[str, object]) -> list[FieldError]:
     """(field, message) for every missing, invalid or not-asked answer, in the model's order."""
     errors = [(q.key, message) for q in model.questions if (message := _question_error(q, answers))]
-    asked = {question.key for question in model.questions}
+    asked = model.question_keys
     not_asked = f"is not a question of the {model.questionnaire} questionnaire ({model.model_id})"
     errors.extend((key, not_asked) for key in answers if key not in asked)
     return errors
