@@ -1,5 +1,6 @@
 """Request and response bodies of the registration API (the commands the use cases take)."""
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -13,6 +14,8 @@ from krousar_common.events.households import (
     Sex,
 )
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+KHMER_LETTER = re.compile("[\u1780-\u17ff]")
 
 
 def _not_in_future(value: date) -> date:
@@ -47,7 +50,7 @@ class MemberCreate(BaseModel):
     @field_validator("name_km")
     @classmethod
     def _khmer_script(cls, value: str) -> str:
-        if not any("\u1780" <= ch <= "\u17ff" for ch in value):
+        if not KHMER_LETTER.search(value):
             raise ValueError("must be written in Khmer script")
         return value
 

@@ -7,7 +7,6 @@ Household and answer columns are read from a household's first row.
 import csv
 import io
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +55,7 @@ REQUIRED_COLUMNS = [
     "relationship",
 ]
 ALL_COLUMNS = HOUSEHOLD_COLUMNS + list(ANSWER_COLUMNS) + MEMBER_COLUMNS
+NAME_COLUMNS = ("name_km", "name_latin")
 MAX_FIELD_CHARS = 1000
 MAX_FILE_BYTES = 512 * 1024 * 1024
 TRUE_WORDS = {"true", "1", "yes", "y"}
@@ -110,12 +110,39 @@ def check_header(text: str) -> None:
     check_columns(next(csv.reader([text.partition("\n")[0]]), []))
 
 
-def read_rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    check_columns(list(reader.fieldnames or []))
+@dataclass(frozen=True)
+class Layout:
+    """Where each known column sits in this file's rows: rows are lists of stripped cells, padded
+    with one always-empty cell that absent optional columns point at."""
+
+    header: list[str]
+    position: dict[str, int]
+
+    @classmethod
+    def of(cls, header: list[str]) -> "Layout":
+        check_columns(header)
+        absent = len(header)
+        # A repeated column name: its last cell counts, as with csv.DictReader.
+        position = dict.fromkeys(ALL_COLUMNS, absent) | {column: i for i, column in enumerate(header)}
+        return cls(header, position)
+
+    def cells(self, row: list[str]) -> list[str]:
+        """Stripped cells, missing trailing ones empty; cells beyond the header are ignored."""
+        width = len(self.header)
+        cells = list(map(str.strip, row[:width]))
+        cells.extend([""] * (width + 1 - len(cells)))
+        return cells
+
+
+Row = tuple[int, list[str]]  # (line number in the file, cells as ``Layout.cells`` makes them)
+
+
+def read_rows(text: str) -> tuple[Layout, list[Row]]:
+    """The file's layout and its non-blank rows."""
+    reader = csv.reader(io.StringIO(text))
     try:
-        for row in reader:
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+        layout = Layout.of(next(reader, []))
+        return layout, [(reader.line_num, layout.cells(row)) for row in reader if row]
     except csv.Error as exc:
         raise FileRejected(f"line {reader.line_num}: malformed CSV ({exc})") from exc
 
@@ -126,12 +153,14 @@ def parse(raw: bytes) -> tuple[list[ParsedHousehold], list[RowError]]:
 
 
 def parse_text(text: str) -> tuple[list[ParsedHousehold], list[RowError]]:
-    groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    for line, row in read_rows(text):
-        groups.setdefault(row["household_ref"], []).append((line, row))
+    layout, rows = read_rows(text)
+    ref_at = layout.position["household_ref"]
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row[1][ref_at], []).append(row)
     households, errors = [], []
-    for ref, rows in groups.items():
-        parsed, problems = _parse_household(ref, rows)
+    for ref, household_rows in groups.items():
+        parsed, problems = _parse_household(layout, ref, household_rows)
         if problems:
             errors += problems
         elif parsed is not None:
@@ -140,29 +169,31 @@ def parse_text(text: str) -> tuple[list[ParsedHousehold], list[RowError]]:
 
 
 def _parse_household(
-    ref: str, rows: list[tuple[int, dict[str, str]]]
+    layout: Layout, ref: str, rows: list[Row]
 ) -> tuple[ParsedHousehold | None, list[RowError]]:
     lines = [line for line, _ in rows]
-    too_long = [
-        RowError(line, ref, k, f"longer than {MAX_FIELD_CHARS} characters")
-        for line, row in rows
-        for k, v in row.items()
-        if len(v) > MAX_FIELD_CHARS
-    ]
     if not ref:
         return None, [RowError(line, ref, "household_ref", "is required") for line in lines]
+    too_long = [
+        RowError(line, ref, layout.header[i], f"longer than {MAX_FIELD_CHARS} characters")
+        for line, cells in rows
+        if max(map(len, cells)) > MAX_FIELD_CHARS
+        for i, cell in enumerate(cells)
+        if len(cell) > MAX_FIELD_CHARS
+    ]
     if too_long:
         return None, too_long
     first = rows[0][1]
-    answers, errors = _answers(first, lines[0], ref)
+    at = layout.position
+    answers, errors = _answers(layout, first, lines[0], ref)
+    round_no = first[at["round_no"]]
     body = {
-        "village_code": first["village_code"],
-        "interviewed_on": first["interviewed_on"],
-        "identification_mode": first.get("identification_mode")
-        or ("ROUND" if first.get("round_no") else "ON_DEMAND"),
-        "round_no": first.get("round_no") or None,
+        "village_code": first[at["village_code"]],
+        "interviewed_on": first[at["interviewed_on"]],
+        "identification_mode": first[at["identification_mode"]] or ("ROUND" if round_no else "ON_DEMAND"),
+        "round_no": round_no or None,
         "answers": answers,
-        "members": [_member(row) for _, row in rows],
+        "members": [_member(layout, cells) for _, cells in rows],
     }
     try:
         return ParsedHousehold(ref, lines, HouseholdCreate.model_validate(body)), errors
@@ -170,11 +201,11 @@ def _parse_household(
         return None, errors + [_row_error(e, lines, ref) for e in exc.errors()]
 
 
-def _answers(row: dict[str, str], line: int, ref: str) -> tuple[dict[str, Any], list[RowError]]:
+def _answers(layout: Layout, cells: list[str], line: int, ref: str) -> tuple[dict[str, Any], list[RowError]]:
     answers: dict[str, Any] = {}
     errors = []
     for column, kind in ANSWER_COLUMNS.items():
-        text = row.get(column, "")
+        text = cells[layout.position[column]]
         if text == "":
             continue
         try:
@@ -199,13 +230,13 @@ def _boolean(text: str) -> bool:
     raise ValueError(text)
 
 
-def _member(row: dict[str, str]) -> dict[str, Any]:
+def _member(layout: Layout, cells: list[str]) -> dict[str, Any]:
     member: dict[str, Any] = {}
     for column in MEMBER_COLUMNS:
-        text = row.get(column, "")
+        text = cells[layout.position[column]]
         if text == "":
             continue
-        if column in ("name_km", "name_latin"):
+        if column in NAME_COLUMNS:
             text = unicodedata.normalize("NFC", text.translate(ZERO_WIDTH))
         member[column] = text  # pydantic parses and names the field of a bad value
     return member
