@@ -1,7 +1,8 @@
 """Coverage monitoring end to end: the five services in a slice of the stack of their own, a
 Prometheus of its own scraping them every second with the repository's rules, and a small population
 registered, enrolled and paid through a top-up run. What Prometheus records (coverage ratios, the
-funnel, registry gauges, decision latency, run states) equals what the databases say.
+funnel by province and poverty level, registry gauges, decision latency, run states, riel paid
+after reconciliation, events consumed by type) equals what the databases say.
 
 The slice is the module's own (not the session's services) so that its gauges refresh every second
 and its numbers are exactly this population. ``KROUSAR_RENDER_DASHBOARDS=docs/monitoring`` also
@@ -36,6 +37,7 @@ from factories import (
     random_khmer_name,
     random_national_id,
 )
+from krousar_common import topics
 from krousar_common.testing import ROOT, ServiceProcess, TestStack, bearer, free_port, wait_for
 from typer.testing import CliRunner
 
@@ -96,6 +98,7 @@ async def services(own_stack: TestStack) -> AsyncIterator[dict[str, ServiceProce
             own_stack,
             PAYMENTS_RESUME_INTERVAL_SECONDS="1",
             PAYMENTS_RECONCILE_INTERVAL_SECONDS="0.5",
+            PAYMENTS_PERIOD_METRICS_REFRESH_SECONDS="1",
         ),
         "psp_simulator": ServiceProcess(
             "psp_simulator",
@@ -534,6 +537,112 @@ async def test_payment_run_gauges_show_the_reconciled_run(own_stack, prometheus,
     # The payments service reads its gauges every 15 s.
     assert await settled("runs by state", database, recorded, timeout=40) == {"RECONCILED": 1}
     assert await prometheus.query('ALERTS{alertname="PaymentRunStuck"}') == {}
+    # Reconciled: nothing waits past its claim window, no run is waiting in any state.
+    past = await prometheus.by(f'max(krousar_payments_runs_past_claim_window{{programme="{code}"}})')
+    assert past == {(): 0.0}
+    assert await prometheus.query(f'krousar_payments_oldest_run_age_seconds{{programme="{code}"}}') == {}
+    assert await prometheus.query('ALERTS{alertname="PaymentReconciliationOverdue"}') == {}
+
+
+async def test_riel_paid_by_province_stays_after_reconciliation(own_stack, prometheus, population) -> None:
+    code, period = population.topup, population.payment_date
+
+    async def database() -> dict[str, int]:
+        rows = await stack_rows(
+            own_stack,
+            "payments",
+            "SELECT province_code, sum(amount_riel) FROM payment_lines"
+            " WHERE programme_code = $1 AND period = $2 AND status = 'PAID' GROUP BY 1",
+            code,
+            period,
+        )
+        return dict(rows)
+
+    async def recorded() -> dict[str, int]:
+        query = f'krousar:payments_paid_amount_riel:province{{programme="{code}", period="{period}"}}'
+        return {province: int(riel) for province, riel in (await prometheus.by(query, "province")).items()}
+
+    paid = await settled("riel paid by province of the reconciled run", database, recorded)
+    assert sum(paid.values()) > 0, "the PSP simulator pays about 60% of the lines"
+    query = f'krousar:payments_paid_amount_riel:national{{programme="{code}"}}'
+    national = await prometheus.by(query, "period")
+    assert national == {period: sum(paid.values())}
+
+    async def lines_database() -> dict[str, int]:
+        rows = await stack_rows(
+            own_stack,
+            "payments",
+            "SELECT status, count(*) FROM payment_lines WHERE programme_code = $1 GROUP BY 1",
+            code,
+        )
+        return dict(rows)
+
+    async def lines_recorded() -> dict[str, int]:
+        series = f'krousar_payments_period_lines{{programme="{code}"}}'
+        query = f"sum by (status) (max by (province, status) ({series}))"
+        return {status: int(n) for status, n in (await prometheus.by(query, "status")).items()}
+
+    lines = await settled("the reconciled run's lines by status", lines_database, lines_recorded)
+    assert sum(lines.values()) == 8 and set(lines) <= {"PAID", "FAILED", "UNCLAIMED"}
+
+
+async def test_funnel_by_poverty_level_equals_the_decisions(own_stack, prometheus, population) -> None:
+    code = population.topup
+
+    async def database() -> dict[tuple[str, str], int]:
+        rows = await stack_rows(
+            own_stack,
+            "eligibility",
+            "SELECT coalesce(h.poverty_level, 'NONE'), count(*),"
+            " count(*) FILTER (WHERE d.eligible OR d.reasons = '{NOT_ENROLLED}'),"
+            " count(*) FILTER (WHERE d.eligible)"
+            " FROM households h LEFT JOIN decisions d"
+            " ON d.household_id = h.household_id AND d.programme_code = $1"
+            " WHERE h.status = 'ACTIVE' GROUP BY 1",
+            code,
+        )
+        return {
+            (level, stage): n
+            for level, *counts in rows
+            for stage, n in zip(("registered", "eligible", "enrolled"), counts, strict=True)
+        }
+
+    async def recorded() -> dict[tuple[str, str], int]:
+        query = (
+            "sum by (poverty_level, stage) (max by (province, poverty_level, stage)"
+            f' (krousar_eligibility_households_by_poverty_level{{programme="{code}",'
+            ' stage=~"registered|eligible|enrolled"}))'
+        )
+        return {key: int(n) for key, n in (await prometheus.by(query, "poverty_level", "stage")).items()}
+
+    funnel = await settled("the funnel by poverty level", database, recorded)
+    assert sum(n for (_, stage), n in funnel.items() if stage == "registered") == len(POOR) + 2
+    assert sum(n for (_, stage), n in funnel.items() if stage == "enrolled") == 8
+    assert funnel[("NOT_POOR", "registered")] == 2 and funnel[("NOT_POOR", "eligible")] == 0
+
+
+async def test_events_consumed_by_type_equal_the_events_published(own_stack, prometheus, population) -> None:
+    households = own_stack.topic(topics.HOUSEHOLDS.name)
+
+    async def published() -> dict[str, int]:
+        query = f'sum by (type) (krousar_events_published_total{{job="registration", topic="{households}"}})'
+        return {event_type: int(n) for event_type, n in (await prometheus.by(query, "type")).items()}
+
+    async def consumed() -> dict[str, int]:
+        query = (
+            "sum by (type) (krousar_events_consumed_total"
+            f'{{job="eligibility", topic="{households}", outcome="applied"}})'
+        )
+        return {event_type: int(n) for event_type, n in (await prometheus.by(query, "type")).items()}
+
+    by_type = await settled("household events eligibility applied, by type", published, consumed)
+    assert by_type["krousar.HouseholdRegistered"] == len(POOR) + 2
+
+    async def caught_up() -> dict[Any, float]:
+        query = f'krousar_consumer_lag_messages{{job="eligibility", topic="{households}"}} == 0'
+        return await prometheus.query(query)
+
+    await wait_for(caught_up, timeout=20, what="eligibility's lag on the households topic reported as 0")
 
 
 async def test_coverage_report_as_csv_from_the_api_and_the_cli(own_stack, services, population) -> None:

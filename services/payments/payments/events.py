@@ -33,6 +33,7 @@ async def on_decision(conn: asyncpg.Connection, envelope: Envelope, event: BaseM
 async def on_programme(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
     if isinstance(event, ProgrammeVersionPublished):
         await store.upsert_programme_version(conn, event.programme)
+        metrics.start_run_counters([event.programme.code])
 
 
 async def on_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:

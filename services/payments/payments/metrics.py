@@ -127,8 +127,9 @@ def runs_past_claim_window(runs: Iterable[asyncpg.Record]) -> list[tuple[Sequenc
 
 
 def start_run_counters(programmes: Iterable[str]) -> None:
-    """Every programme's run counters exist at 0 before its first run: a series born at its first
-    batch would hide that batch from increase(), and PaymentRunStuck matches runs by programme."""
+    """Every programme's run counters exist at 0 before its first run (from the programme's version
+    event, and again on each refresh after a restart): a series born at its first batch would hide
+    that batch from increase(), and PaymentRunStuck matches runs by programme."""
     for code in programmes:
         HOUSEHOLDS_CALCULATED.labels(code)
         LINES_INSTRUCTED.labels(code)
