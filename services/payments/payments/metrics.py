@@ -1,8 +1,8 @@
 """Payments metrics: run and payment gauges read from the database, pipeline counters and durations."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-import asyncpg
 from krousar_common.metrics import DatabaseGauges
 from krousar_common.runtime import Runtime
 from prometheus_client import Counter, Histogram
@@ -118,7 +118,7 @@ GROUP BY 1, 2, 3, 4
 """
 
 
-def runs_past_claim_window(runs: Iterable[asyncpg.Record]) -> list[tuple[Sequence[str], int]]:
+def runs_past_claim_window(runs: Iterable[Mapping[str, Any]]) -> list[tuple[Sequence[str], int]]:
     """Per programme that has runs (0 included), its INSTRUCTED runs past their claim window."""
     past: dict[str, int] = {}
     for run in runs:
