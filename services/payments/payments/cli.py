@@ -160,6 +160,8 @@ def _stage(run: dict[str, Any]) -> tuple[str, int, int | None]:
     if run["state"] == "INSTRUCTED":
         reported = sum(s["lines"] for k, s in run["statuses"].items() if k in ("PAID", "FAILED", "UNCLAIMED"))
         return "statuses from the PSP", reported, run["lines"]
+    if run["state"] in RESTING:  # whatever was under way is done: a full bar of the run's lines
+        return run["state"].lower(), run["lines"], run["lines"]
     live = run.get("progress")
     if live:
         return live["phase"].lower(), live["done"], live["total"]

@@ -20,6 +20,10 @@ class Settings(ServiceSettings):
     # and how often instructed runs are checked for reconciliation.
     resume_interval_seconds: float = 5.0
     reconcile_interval_seconds: float = 2.0
+    # Lines the PSP has not reported on when a run's claim window has closed become UNCLAIMED, this
+    # long after the window (the PSP's last reports may still be on their way); checked this often.
+    unclaimed_grace_hours: float = 72.0
+    claim_window_interval_seconds: float = 300.0
     # How often the period gauges (every line of each programme's last two payments) are read.
     period_metrics_refresh_seconds: float = 60.0
     # The paying account named in bank exports (ISO 20022 pain.001 debtor).

@@ -5,7 +5,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -15,6 +15,10 @@ from krousar_common.events.households import HouseholdStatus, LocationCategory
 from krousar_common.events.payments import PaymentStatus, RunState
 from krousar_common.household_facts import Household
 from krousar_common.programmes import ProgrammeVersion
+
+CAMBODIA = timezone(timedelta(hours=7), "ICT")  # no daylight saving time
+# The PSP's word on a line it never reported on, once the claim window has closed.
+CLAIM_WINDOW_CLOSED = "CLAIM_WINDOW_CLOSED"
 
 # payment_id = uuid5(PAYMENT_NAMESPACE, "programme|period|household|component|attempt"): the same
 # line always gets the same id, and a retry after a failure (attempt 2) gets a new one.
@@ -179,9 +183,11 @@ def _plan(
     category: LocationCategory,
     history: History,
 ) -> Planned | LeftOut:
+    if not history.attempts and not history.live:  # the period's first run: nobody paid or held yet
+        return Planned(household, [(line, 1) for line in lines], payee_of(row), str(category))
     held = [history.live.get((household.household_id, line.component)) for line in lines]
     to_pay = [
-        (line, history.attempts[household.household_id, line.component] + 1)
+        (line, history.attempts.get((household.household_id, line.component), 0) + 1)
         for line, status in zip(lines, held, strict=True)
         if status is None
     ]
@@ -259,6 +265,20 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 
 def can_move(current: str, target: RunState) -> bool:
     return target in TRANSITIONS[RunState(current)]
+
+
+def claim_window_closes(
+    available_from: date, claim_until: date, instructed_at: datetime, grace: timedelta
+) -> datetime:
+    """When the payees of a run have had their whole claim window (DOMAIN §5.1: from the 25th for
+    30 days) and the PSP its ``grace`` to report: a line it said nothing of is then UNCLAIMED.
+
+    The window ends with its last day in Cambodia; a run instructed after its window opened (late,
+    or back-dated) gives its payees the window's length from the instruction instead.
+    """
+    window = timedelta(days=(claim_until - available_from).days + 1)
+    last_day_ends = datetime.combine(claim_until + timedelta(days=1), time(), CAMBODIA)
+    return max(last_day_ends, instructed_at + window) + grace
 
 
 def over_budget(amount_riel: int, ceiling: int | None) -> bool:

@@ -1,14 +1,16 @@
 """Background work of the payments service: calculations and instructions started by requests or
-resumed after a restart, and the reconciliation of instructed runs."""
+resumed after a restart, the reconciliation of instructed runs, and the lines left UNCLAIMED by
+a PSP silent past the claim window."""
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import structlog
 from krousar_common.events.payments import RunState
 from krousar_common.runtime import Runtime
 
-from payments import calculation, instruction, service, store
+from payments import calculation, domain, instruction, service, store
 from payments.config import Settings
 from payments.errors import WrongState
 
@@ -68,7 +70,30 @@ async def reconcile_runs(runtime: Runtime) -> None:
             pass  # another replica got there first
 
 
+async def close_claim_windows(runtime: Runtime) -> None:
+    """A PSP that never reports on a line does not leave its run INSTRUCTED forever: once the run's
+    claim window has closed (``domain.claim_window_closes``), the lines it said nothing of are
+    UNCLAIMED, and the run reconciles. A status that still comes later is a contradiction: the
+    first word stands (events.on_status)."""
+    settings: Settings = runtime.settings  # type: ignore[assignment]
+    grace = timedelta(hours=settings.unclaimed_grace_hours)
+    now = datetime.now(UTC)
+    async with runtime.pool.acquire() as conn:
+        runs = await store.instructed_runs(conn)
+    for run in runs:
+        closes = domain.claim_window_closes(
+            run["available_from"], run["claim_until"], run["instructed_at"], grace
+        )
+        if closes > now:
+            continue
+        async with runtime.transaction() as conn:
+            lines = await store.mark_unclaimed(conn, run["run_id"], reason=domain.CLAIM_WINDOW_CLOSED, at=now)
+        if lines:
+            log.info("run.claim_window_closed", run_id=str(run["run_id"]), unclaimed_lines=lines)
+
+
 async def schedule(runtime: Runtime) -> None:
     settings: Settings = runtime.settings  # type: ignore[assignment]
     runtime.every(settings.resume_interval_seconds, resume_unfinished)
     runtime.every(settings.reconcile_interval_seconds, reconcile_runs)
+    runtime.every(settings.claim_window_interval_seconds, close_claim_windows)

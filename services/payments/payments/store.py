@@ -426,6 +426,25 @@ async def runs_fully_reported(conn: asyncpg.Connection) -> list[UUID]:
     return [r["run_id"] for r in rows]
 
 
+async def instructed_runs(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT run_id, available_from, claim_until, instructed_at FROM runs WHERE state = 'INSTRUCTED'"
+    )
+
+
+async def mark_unclaimed(conn: asyncpg.Connection, run_id: UUID, *, reason: str, at: datetime) -> int:
+    """Instructed lines of the run the PSP has not reported on become UNCLAIMED; how many."""
+    done = await conn.execute(
+        "UPDATE payment_lines l SET status = 'UNCLAIMED', status_reason = $2, status_at = $3"
+        " FROM instructions i WHERE l.run_id = $1 AND l.status = 'CALCULATED'"
+        " AND i.payment_id = l.payment_id",
+        run_id,
+        reason,
+        at,
+    )
+    return int(done.split()[-1])
+
+
 async def status_counts(conn: asyncpg.Connection, run_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT state AS status, count(*) AS lines, count(DISTINCT household_id) AS households,"

@@ -1,0 +1,143 @@
+"""A PSP silent past the claim window: its lines become UNCLAIMED and the run reconciles.
+
+The rule is pure (``domain.claim_window_closes``); the job runs against a real PostgreSQL database
+of its own (migrated like the service's), with runs and lines written as the service writes them.
+"""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+import pytest
+from krousar_common import db
+from krousar_common.testing import TestStack
+from payments import domain, jobs
+from payments.config import Settings
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+JULY = (date(2020, 7, 25), date(2020, 8, 23))  # COVID19_CT 2020-07: available from, claim until
+GRACE = timedelta(hours=72)
+
+
+def test_the_window_closes_after_its_last_day_in_cambodia_and_the_grace() -> None:
+    instructed = datetime(2020, 7, 20, 3, 0, tzinfo=UTC)  # before the money is available
+
+    closes = domain.claim_window_closes(*JULY, instructed, GRACE)
+
+    # 24 August 00:00 in Phnom Penh is 23 August 17:00 UTC.
+    assert closes == datetime(2020, 8, 23, 17, 0, tzinfo=UTC) + GRACE
+
+
+def test_a_run_instructed_late_gives_its_payees_the_whole_window() -> None:
+    instructed = datetime(2023, 3, 1, 9, 0, tzinfo=UTC)  # two and a half years after the window
+
+    closes = domain.claim_window_closes(*JULY, instructed, GRACE)
+
+    assert closes == instructed + timedelta(days=30) + GRACE
+
+
+# --- the job, on a database ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    stack = TestStack()
+    await stack.check_reachable()
+    await db.migrate(stack.pg_url, stack.database("payments"), MIGRATIONS)
+    pool = await db.create_pool(f"{stack.pg_url}/{stack.database('payments')}", min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        await stack.drop()
+
+
+def runtime_of(pool: asyncpg.Pool) -> Any:
+    """What the jobs use of a Runtime: the pool, a transaction and the settings."""
+
+    @contextlib.asynccontextmanager
+    async def transaction() -> AsyncIterator[asyncpg.Connection]:
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    return SimpleNamespace(pool=pool, transaction=transaction, settings=Settings())
+
+
+async def instructed_run(conn: asyncpg.Connection, *, instructed_at: datetime, lines: int) -> uuid.UUID:
+    """An INSTRUCTED COVID19_CT 2020-07 run whose lines were all instructed, none reported yet."""
+    run_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO runs (run_id, programme_code, programme_version, period, rules_day, available_from,"
+        " claim_until, state, lines, created_by, correlation_id, instructed_at)"
+        " VALUES ($1, 'COVID19_CT', 1, '2020-07', '2020-07-01', $2, $3, 'INSTRUCTED', $4, 'op', 'test', $5)",
+        run_id,
+        *JULY,
+        lines,
+        instructed_at,
+    )
+    for _ in range(lines):
+        payment_id, household_id = uuid.uuid4(), uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO payment_lines (payment_id, run_id, programme_code, period, household_id, component,"
+            " attempt, amount_riel, terms, explanation, province_code, commune_code, village_code,"
+            " location_category, poverty_level, payee_name, channel, status)"
+            " VALUES ($1, $2, 'COVID19_CT', '2020-07', $3, 'MONTHLY', 1, 300000, '[]', '300,000 = 300,000',"
+            " '12', '120101', '12010101', 'PHNOM_PENH', 'POOR_1', 'payee', 'WING', 'CALCULATED')",
+            payment_id,
+            run_id,
+            household_id,
+        )
+        await conn.execute(
+            "INSERT INTO instructions (payment_id, run_id, instruction_id, instructed_at)"
+            " VALUES ($1, $2, $3, $4)",
+            payment_id,
+            run_id,
+            uuid.uuid4(),
+            instructed_at,
+        )
+    return run_id
+
+
+async def states(conn: asyncpg.Connection, run_id: uuid.UUID) -> tuple[str, dict[str, int]]:
+    run_state = await conn.fetchval("SELECT state FROM runs WHERE run_id = $1", run_id)
+    rows = await conn.fetch(
+        "SELECT state, count(*) AS n FROM line_states WHERE run_id = $1 GROUP BY state", run_id
+    )
+    return run_state, {r["state"]: r["n"] for r in rows}
+
+
+@pytest.mark.integration
+async def test_lines_a_silent_psp_never_reported_are_unclaimed_and_the_run_reconciles(
+    pool: asyncpg.Pool,
+) -> None:
+    runtime = runtime_of(pool)
+    async with pool.acquire() as conn:
+        closed = await instructed_run(conn, instructed_at=datetime(2020, 7, 20, 3, tzinfo=UTC), lines=3)
+        paid = await conn.fetchval(
+            "UPDATE payment_lines SET status = 'PAID', status_at = now() WHERE payment_id ="
+            " (SELECT payment_id FROM payment_lines WHERE run_id = $1 LIMIT 1) RETURNING payment_id",
+            closed,
+        )
+        # Back-dated: instructed today for July 2020, so its payees still have their 30 days.
+        still_open = await instructed_run(conn, instructed_at=datetime.now(UTC), lines=2)
+
+    await jobs.close_claim_windows(runtime)
+    await jobs.reconcile_runs(runtime)
+
+    async with pool.acquire() as conn:
+        assert await states(conn, closed) == ("RECONCILED", {"PAID": 1, "UNCLAIMED": 2})
+        assert await states(conn, still_open) == ("INSTRUCTED", {"INSTRUCTED": 2})
+        reasons = await conn.fetch(
+            "SELECT status_reason FROM payment_lines WHERE run_id = $1 AND payment_id <> $2", closed, paid
+        )
+        assert {r["status_reason"] for r in reasons} == {"CLAIM_WINDOW_CLOSED"}
+        published = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'krousar.RunStateChanged' AND key = $1",
+            str(closed),
+        )
+        assert published == 1  # the move to RECONCILED, through the outbox
