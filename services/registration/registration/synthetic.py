@@ -13,7 +13,6 @@ Usage: ``python -m registration.synthetic OUT.csv --households 705487 --seed 202
 
 import argparse
 import csv
-import gc
 import io
 import os
 import random
@@ -24,7 +23,6 @@ from bisect import bisect
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from fractions import Fraction
@@ -33,6 +31,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from krousar_common.collector import collector_paused
 from krousar_common.events.households import PovertyLevel
 
 from registration.domain.geography import (
@@ -668,22 +667,10 @@ def generate(
         yield [dict(zip(ALL_COLUMNS, row, strict=True)) for row in household.rows]
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Households make no reference cycles: the collector would only rescan them (~10% of the time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _chunk_csv(job: _Job) -> tuple[str, Stats]:
     out, stats = io.StringIO(), Stats()
     writer = csv.writer(out)
-    with _collector_paused():
+    with collector_paused():  # households make no reference cycles
         for household in _chunk(job):
             writer.writerows(household.rows)
             stats.add(household)
