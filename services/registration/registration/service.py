@@ -1,6 +1,7 @@
 """Use cases of the registry. Each takes a connection inside the caller's transaction, writes
 its state change, an audit row and its event (outbox) together, and never commits."""
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -8,10 +9,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 from krousar_common import outbox, topics
 from krousar_common.auth import Principal
 from krousar_common.errors import Conflict, InvalidInput, NotFound
-from krousar_common.events import envelope_of, make_envelope
+from krousar_common.events import Envelope, envelope_of, make_envelope
 from krousar_common.events import households as ev
 from pydantic import BaseModel
 
@@ -72,8 +74,8 @@ def plan_registration(
     card_number: str | None,
     card_valid_years: int,
 ) -> Registration:
-    household_id, assessment_id = uuid4(), uuid4()
-    members = [member_row(m, household_id) for m in command.members]
+    household_id, assessment_id, *member_ids = new_ids(2 + len(command.members))
+    members = [member_row(m, household_id, i) for m, i in zip(command.members, member_ids, strict=True)]
     head = next(m for m in members if m["relationship"] == "HEAD")
     household = {
         "household_id": household_id,
@@ -134,6 +136,18 @@ def plan_registration(
     return Registration(household, members, assessment_row, card, audit)
 
 
+_V4_CLEARED = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_MARKED = (4 << 76) | (0x8000 << 48)
+
+
+def new_ids(count: int) -> list[UUID]:
+    """``count`` random (version 4) UUIDs from one read of the system's randomness, where
+    ``uuid4`` reads it for each: an import needs millions of ids."""
+    raw = os.urandom(16 * count)
+    numbers = (int.from_bytes(raw[at : at + 16]) for at in range(0, len(raw), 16))
+    return [UUID(int=number & _V4_CLEARED | _V4_MARKED) for number in numbers]
+
+
 def is_poor(level: str) -> bool:
     return level != ev.PovertyLevel.NOT_POOR
 
@@ -177,15 +191,21 @@ async def register_household(
     assessment_row = {**plan.assessment, **created}
     reclassified = await store.village_classifications(conn, village.code)
     data = snapshot_data(household, plan.members, assessment_row, plan.card, reclassified)
-    envelope = envelope_of(
-        ev.HouseholdRegistered,
-        {"household": data},
-        source=SOURCE,
-        subject=str(data["household_id"]),
-        correlation_id=ctx.correlation_id,
-    )
+    envelope = registered_envelope(data, ctx.correlation_id)
     await outbox.enqueue(conn, topic=ctx.settings.topic(topics.HOUSEHOLDS.name), envelope=envelope)
     return view_of(household, plan.members, assessment_row, plan.card, reclassified)
+
+
+def registered_envelope(snapshot: dict[str, Any], correlation_id: str) -> Envelope:
+    """``HouseholdRegistered`` around snapshot data. The snapshot goes in as JSON already written:
+    the envelope's generic dump of so much nested data would cost several times more."""
+    return envelope_of(
+        ev.HouseholdRegistered,
+        {"household": orjson.Fragment(orjson.dumps(snapshot))},
+        source=SOURCE,
+        subject=str(snapshot["household_id"]),
+        correlation_id=correlation_id,
+    )
 
 
 async def reject_held_national_ids(conn: asyncpg.Connection, national_ids: list[str]) -> None:
@@ -215,10 +235,14 @@ def score(
         raise InvalidInput(f"invalid questionnaire answers: {exc}", errors=errors) from exc
 
 
-def member_row(member: MemberCreate, household_id: UUID, **extra: Any) -> dict[str, Any]:
-    row = member.model_dump()
+def member_row(
+    member: MemberCreate, household_id: UUID, member_id: UUID | None = None, **extra: Any
+) -> dict[str, Any]:
+    # The model's own field values (what model_dump gives for this flat model), at a twentieth
+    # of the cost: an import makes hundreds of thousands of these rows.
+    row = dict(member.__dict__)
     row.update(
-        member_id=uuid4(),
+        member_id=member_id or uuid4(),
         household_id=household_id,
         active=True,
         joined_on=None,

@@ -1,5 +1,6 @@
 """SQL of the registry: one function per query, the connection first, never a commit."""
 
+import operator
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -96,9 +97,9 @@ async def insert_members(conn: asyncpg.Connection, members: list[dict[str, Any]]
 async def copy_rows(
     conn: asyncpg.Connection, table: str, columns: list[str], rows: list[dict[str, Any]]
 ) -> None:
-    await conn.copy_records_to_table(
-        table, records=[[r.get(c) for c in columns] for r in rows], columns=columns
-    )
+    """COPY rows that hold every one of ``columns``."""
+    values = operator.itemgetter(*columns)
+    await conn.copy_records_to_table(table, records=map(values, rows), columns=columns)
 
 
 async def households_holding_national_ids(

@@ -1,8 +1,9 @@
 """Import a parsed round: check every household like a single registration would, then write
 the good ones with COPY in one transaction (all or nothing) and their events via the outbox."""
 
+import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -11,7 +12,7 @@ import asyncpg
 from krousar_common import outbox, topics
 from krousar_common.auth import Principal
 from krousar_common.errors import ServiceError
-from krousar_common.events import Envelope, envelope_of
+from krousar_common.events import Envelope
 from krousar_common.events import households as ev
 
 from registration import service, store
@@ -79,9 +80,9 @@ async def import_round(
     result.errors += conflicts.values()
     good = [c for c in checked if c.parsed.ref not in conflicts]
     await progress(0, len(good))
-    plans = await _plan(conn, good, ctx)
-    await _write(conn, plans, ctx, progress)
-    result.imported = [p.household["household_id"] for p in plans]
+    await queries.compress_large_values_fast(conn)
+    facts = await _database_facts(conn, good)
+    result.imported = await _write(conn, good, facts, ctx, progress)
     return result
 
 
@@ -96,25 +97,27 @@ def parse_and_check(text: str, actor: Principal) -> tuple[list[Checked], list[Ro
     return checked, errors
 
 
-async def _plan(
-    conn: asyncpg.Connection, good: list[Checked], ctx: service.Context
-) -> list[service.Registration]:
+@dataclass(frozen=True)
+class _Facts:
+    """What the database says about a file's good households, asked once for the whole file."""
+
+    possible_duplicates: set[str]  # refs
+    card_numbers: dict[str, str]  # ref -> card number, for the poor
+    classifications: dict[str, list[Any]]  # village code -> its reclassifications
+
+
+async def _database_facts(conn: asyncpg.Connection, good: list[Checked]) -> _Facts:
     heads = [_head_key(c) for c in good]
     existing = await queries.existing_heads(conn, heads)
     seen_in_file = Counter(heads)
-    card_numbers = await _reserve_card_numbers(conn, good)
-    return [
-        service.plan_registration(
-            c.parsed.command,
-            c.village,
-            c.assessment,
-            actor=ctx.actor.user_id,
-            possible_duplicate=head in existing or seen_in_file[head] > 1,
-            card_number=card_numbers.get(c.parsed.ref),
-            card_valid_years=ctx.settings.card_valid_years,
-        )
+    duplicates = {
+        c.parsed.ref
         for c, head in zip(good, heads, strict=True)
-    ]
+        if head in existing or seen_in_file[head] > 1
+    }
+    card_numbers = await _reserve_card_numbers(conn, good)
+    classifications = await queries.classifications_of(conn, {c.village.code for c in good})
+    return _Facts(duplicates, card_numbers, classifications)
 
 
 def _head_key(checked: Checked) -> tuple[str, Any, str]:
@@ -139,20 +142,65 @@ async def _reserve_card_numbers(conn: asyncpg.Connection, good: list[Checked]) -
 CHUNK = 5000
 
 
+@dataclass
+class _Batch:
+    """The rows and events of a chunk of households, ready to COPY."""
+
+    plans: list[service.Registration]
+    events: list[tuple[str, Envelope]]
+
+
 async def _write(
-    conn: asyncpg.Connection, plans: list[service.Registration], ctx: service.Context, progress: Progress
-) -> None:
-    classifications = await queries.classifications_of(conn, {p.household["village_code"] for p in plans})
+    conn: asyncpg.Connection, good: list[Checked], facts: _Facts, ctx: service.Context, progress: Progress
+) -> list[UUID]:
+    imported: list[UUID] = []
+    chunks = [good[start : start + CHUNK] for start in range(0, len(good), CHUNK)]
+    async for batch in _built_ahead(chunks, facts, ctx):
+        await _copy(conn, batch)
+        imported += [p.household["household_id"] for p in batch.plans]
+        await progress(len(imported), len(good))
+    return imported
+
+
+async def _built_ahead(
+    chunks: list[list[Checked]], facts: _Facts, ctx: service.Context
+) -> AsyncIterator[_Batch]:
+    """Each chunk's batch in turn, the next one building in a thread while this one is written:
+    PostgreSQL stores a chunk while Python plans the next, instead of each waiting for the other."""
+    building = None
+    for chunk in chunks:
+        previous, building = building, asyncio.create_task(asyncio.to_thread(_build, chunk, facts, ctx))
+        if previous is not None:
+            yield await previous
+    if building is not None:
+        yield await building
+
+
+def _build(chunk: list[Checked], facts: _Facts, ctx: service.Context) -> _Batch:
     topic = ctx.settings.topic(topics.HOUSEHOLDS.name)
-    for start in range(0, len(plans), CHUNK):
-        chunk = plans[start : start + CHUNK]
-        await store.copy_rows(conn, "households", store.HOUSEHOLD_COLUMNS, [p.household for p in chunk])
-        await store.copy_rows(conn, "members", store.MEMBER_COLUMNS, [m for p in chunk for m in p.members])
-        await store.copy_rows(conn, "assessments", store.ASSESSMENT_COLUMNS, [p.assessment for p in chunk])
-        await store.copy_rows(conn, "cards", store.CARD_COLUMNS, [p.card for p in chunk if p.card])
-        await store.copy_rows(conn, "audit_log", store.AUDIT_COLUMNS, [p.audit for p in chunk])
-        await outbox.enqueue_many(conn, [(topic, _event(p, classifications, ctx)) for p in chunk])
-        await progress(start + len(chunk), len(plans))
+    plans = [
+        service.plan_registration(
+            c.parsed.command,
+            c.village,
+            c.assessment,
+            actor=ctx.actor.user_id,
+            possible_duplicate=c.parsed.ref in facts.possible_duplicates,
+            card_number=facts.card_numbers.get(c.parsed.ref),
+            card_valid_years=ctx.settings.card_valid_years,
+        )
+        for c in chunk
+    ]
+    return _Batch(plans, [(topic, _event(p, facts.classifications, ctx)) for p in plans])
+
+
+async def _copy(conn: asyncpg.Connection, batch: _Batch) -> None:
+    plans = batch.plans
+    await store.copy_rows(conn, "households", store.HOUSEHOLD_COLUMNS, [p.household for p in plans])
+    await store.copy_rows(conn, "members", store.MEMBER_COLUMNS, [m for p in plans for m in p.members])
+    await store.copy_rows(conn, "assessments", store.ASSESSMENT_COLUMNS, [p.assessment for p in plans])
+    await store.copy_rows(conn, "cards", store.CARD_COLUMNS, [p.card for p in plans if p.card])
+    await store.copy_rows(conn, "audit_log", store.AUDIT_COLUMNS, [p.audit for p in plans])
+    await outbox.enqueue_many(conn, batch.events)
 
 
 def _event(
@@ -165,10 +213,4 @@ def _event(
         plan.card,
         classifications.get(plan.household["village_code"], []),
     )
-    return envelope_of(
-        ev.HouseholdRegistered,
-        {"household": data},
-        source="krousar/registration",
-        subject=str(data["household_id"]),
-        correlation_id=ctx.correlation_id,
-    )
+    return service.registered_envelope(data, ctx.correlation_id)
