@@ -88,6 +88,7 @@ class FakePrometheus:
         "poverty_level": "POOR_1", "status": "PAID", "state": "APPROVED", "programme": "FAMILY_PACKAGE",
         "period": "2026-11", "job": "eligibility", "service": "eligibility", "topic": "t",
         "outcome": "applied", "route": "/v1/coverage", "alertname": "CoverageDropped",
+        "type": "krousar.HouseholdRegistered",
     }  # fmt: skip
 
     def __init__(self) -> None:

@@ -27,7 +27,7 @@ OLDEST_RUN_AGE = DatabaseGauges(
 )
 RUNS_PAST_CLAIM_WINDOW = DatabaseGauges(
     "krousar_payments_runs_past_claim_window",
-    "INSTRUCTED runs whose claim window has closed (claim_until before today): reconciliation overdue.",
+    "INSTRUCTED runs whose claim window has closed (claim_until before today in Cambodia): not reconciled.",
     ["programme"],
 )
 OPEN_LINES = DatabaseGauges(
@@ -80,7 +80,8 @@ SELECT programme_code, state, count(*) AS runs, sum(households) AS households, s
        extract(epoch FROM now() - min(CASE state WHEN 'DRAFT' THEN created_at
                                                  WHEN 'APPROVED' THEN approved_at
                                                  WHEN 'INSTRUCTED' THEN instructed_at END)) AS oldest_age,
-       count(*) FILTER (WHERE state = 'INSTRUCTED' AND claim_until < current_date) AS past_claim_window
+       count(*) FILTER (WHERE state = 'INSTRUCTED'
+                          AND claim_until < (now() AT TIME ZONE 'Asia/Phnom_Penh')::date) AS past_claim_window
 FROM runs GROUP BY 1, 2
 """
 OPEN_LINES_SQL = """
