@@ -155,45 +155,54 @@ def is_poor(level: str) -> bool:
 async def register_household(
     conn: asyncpg.Connection, command: HouseholdCreate, ctx: Context
 ) -> dict[str, Any]:
-    """Register, score and card a household; returns it as the API shows it."""
+    """Register, score and card a household; returns it as the API shows it.
+
+    Two statements: the registry's facts about the household (held national IDs, a possible
+    duplicate, the card number reserved), then every row at once. The card number's sequence row
+    stays locked from the first until commit, so no more than that happens in between."""
     village = resolve_village(command.village_code)
     ctx.actor.ensure_commune(village.commune_code)
-    await reject_held_national_ids(conn, [m.national_id for m in command.members if m.national_id])
     assessment = score_command(command, village)
     head = next(m for m in command.members if m.relationship == ev.Relationship.HEAD)
-    duplicate = await store.head_with_same_identity_exists(
-        conn, name_km=head.name_km, date_of_birth=head.date_of_birth, village_code=village.code
+    facts = await store.registration_facts(
+        conn,
+        national_ids=[m.national_id for m in command.members if m.national_id],
+        head_name_km=head.name_km,
+        head_date_of_birth=head.date_of_birth,
+        village_code=village.code,
+        reserve_card=is_poor(assessment.model_level),
     )
-    card_number = None
-    if is_poor(assessment.model_level):
-        (seq,) = await store.next_card_seqs(conn, village.code)
-        card_number = cards.card_number(village.code, seq)
+    _reject_held(facts.held)
     plan = plan_registration(
         command,
         village,
         assessment,
         actor=ctx.actor.user_id,
-        possible_duplicate=duplicate,
-        card_number=card_number,
+        possible_duplicate=facts.possible_duplicate,
+        card_number=None if facts.card_seq is None else cards.card_number(village.code, facts.card_seq),
         card_valid_years=ctx.settings.card_valid_years,
     )
-    times = await store.insert_returning(
-        conn, "households", store.HOUSEHOLD_COLUMNS, plan.household, "registered_at, updated_at"
-    )
-    await insert_members(conn, plan.members)
-    created = await store.insert_returning(
-        conn, "assessments", store.ASSESSMENT_COLUMNS, plan.assessment, "created_at"
-    )
-    if plan.card is not None:
-        await store.insert_row(conn, "cards", store.CARD_COLUMNS, plan.card)
-    await store.insert_row(conn, "audit_log", store.AUDIT_COLUMNS, plan.audit)
-    household = {**plan.household, **times}
-    assessment_row = {**plan.assessment, **created}
-    reclassified = await store.village_classifications(conn, village.code)
-    data = snapshot_data(household, plan.members, assessment_row, plan.card, reclassified)
+    data = snapshot_data(plan.household, plan.members, plan.assessment, plan.card, facts.reclassified)
     envelope = registered_envelope(data, ctx.correlation_id)
-    await outbox.enqueue(conn, topic=ctx.settings.topic(topics.HOUSEHOLDS.name), envelope=envelope)
-    return view_of(household, plan.members, assessment_row, plan.card, reclassified)
+    topic = ctx.settings.topic(topics.HOUSEHOLDS.name)
+    try:
+        times = await store.insert_registration(
+            conn,
+            household=plan.household,
+            members=plan.members,
+            assessment=plan.assessment,
+            card=plan.card,
+            audit=plan.audit,
+            event=(envelope.id, topic, envelope.subject, envelope.type, envelope.to_bytes()),
+            channel=outbox.CHANNEL,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != "members_national_id_active":
+            raise
+        raise _national_id_raced() from exc
+    household = {**plan.household, "registered_at": times["registered_at"], "updated_at": times["updated_at"]}
+    assessment_row = {**plan.assessment, "created_at": times["created_at"]}
+    return view_of(household, plan.members, assessment_row, plan.card, facts.reclassified)
 
 
 def registered_envelope(snapshot: dict[str, Any], correlation_id: str) -> Envelope:
@@ -209,9 +218,11 @@ def registered_envelope(snapshot: dict[str, Any], correlation_id: str) -> Envelo
 
 
 async def reject_held_national_ids(conn: asyncpg.Connection, national_ids: list[str]) -> None:
-    if not national_ids:
-        return
-    held = await store.households_holding_national_ids(conn, national_ids)
+    if national_ids:
+        _reject_held(await store.households_holding_national_ids(conn, national_ids))
+
+
+def _reject_held(held: dict[str, UUID]) -> None:
     if held:
         national_id, other = next(iter(held.items()))
         raise Conflict(
@@ -258,11 +269,15 @@ async def insert_members(conn: asyncpg.Connection, members: list[dict[str, Any]]
     try:
         await store.insert_members(conn, members)
     except asyncpg.UniqueViolationError as exc:
-        # Two registrations raced for one national ID: the partial unique index decided.
-        raise Conflict(
-            "a national ID of this household already belongs to an active household",
-            field="members.national_id",
-        ) from exc
+        raise _national_id_raced() from exc
+
+
+def _national_id_raced() -> Conflict:
+    """Two registrations raced for one national ID: the partial unique index decided."""
+    return Conflict(
+        "a national ID of this household already belongs to an active household",
+        field="members.national_id",
+    )
 
 
 async def insert_assessment(

@@ -1,6 +1,7 @@
 """SQL of the registry: one function per query, the connection first, never a commit."""
 
 import operator
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -63,10 +64,14 @@ ASSESSMENT_COLUMNS = [
 ]
 AUDIT_COLUMNS = ["household_id", "action", "actor", "version", "details"]
 CARD_COLUMNS = ["card_number", "household_id", "assessment_id", "status", "issued_on", "valid_until"]
+CARD_TYPES = ["text", "uuid", "uuid", "text", "date", "date"]
 
 
-def _placeholders(n: int) -> str:
-    return ", ".join(f"${i}" for i in range(1, n + 1))
+OUTBOX_COLUMNS = ["event_id", "topic", "key", "event_type", "payload"]
+
+
+def _placeholders(n: int, first: int = 1) -> str:
+    return ", ".join(f"${i}" for i in range(first, first + n))
 
 
 async def insert_row(conn: asyncpg.Connection, table: str, columns: list[str], row: dict[str, Any]) -> None:
@@ -74,17 +79,6 @@ async def insert_row(conn: asyncpg.Connection, table: str, columns: list[str], r
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
         *[row.get(c) for c in columns],
     )
-
-
-async def insert_returning(
-    conn: asyncpg.Connection, table: str, columns: list[str], row: dict[str, Any], returning: str
-) -> dict[str, Any]:
-    record = await conn.fetchrow(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})"
-        f" RETURNING {returning}",
-        *[row.get(c) for c in columns],
-    )
-    return dict(record)
 
 
 async def insert_members(conn: asyncpg.Connection, members: list[dict[str, Any]]) -> None:
@@ -112,18 +106,120 @@ async def households_holding_national_ids(
     return {r["national_id"]: r["household_id"] for r in rows}
 
 
-async def head_with_same_identity_exists(
-    conn: asyncpg.Connection, *, name_km: str, date_of_birth: date, village_code: str
-) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT true FROM members m JOIN households h USING (household_id)"
-            " WHERE m.relationship = 'HEAD' AND m.active AND m.name_km = $1 AND m.date_of_birth = $2"
-            " AND h.village_code = $3 LIMIT 1",
-            name_km,
-            date_of_birth,
-            village_code,
-        )
+@dataclass(frozen=True)
+class RegistrationFacts:
+    held: dict[str, UUID]  # national ID -> the active household that holds it
+    possible_duplicate: bool
+    card_seq: int | None  # reserved when a card was asked for and no national ID is held
+    reclassified: list[dict[str, Any]]  # the village's classifications, oldest first
+
+
+REGISTRATION_FACTS_SQL = """
+WITH held AS (
+    SELECT national_id, household_id FROM members WHERE active AND national_id = ANY($1::text[])
+), card AS (
+    INSERT INTO village_card_sequences AS s (village_code, last_seq)
+    SELECT $4, 1 WHERE $5 AND NOT EXISTS (SELECT FROM held)
+    ON CONFLICT (village_code) DO UPDATE SET last_seq = s.last_seq + 1
+    RETURNING last_seq
+)
+SELECT
+    ARRAY(SELECT national_id FROM held) AS held_ids,
+    ARRAY(SELECT household_id FROM held) AS held_by,
+    EXISTS (
+        SELECT FROM members m JOIN households h USING (household_id)
+        WHERE m.relationship = 'HEAD' AND m.active AND m.name_km = $2 AND m.date_of_birth = $3
+          AND h.village_code = $4
+    ) AS possible_duplicate,
+    (SELECT last_seq FROM card) AS card_seq,
+    ARRAY(SELECT effective_from FROM village_classifications WHERE village_code = $4
+          ORDER BY effective_from) AS reclassified_on,
+    ARRAY(SELECT category FROM village_classifications WHERE village_code = $4
+          ORDER BY effective_from) AS reclassified_as
+"""
+
+
+async def registration_facts(
+    conn: asyncpg.Connection,
+    *,
+    national_ids: list[str],
+    head_name_km: str,
+    head_date_of_birth: date,
+    village_code: str,
+    reserve_card: bool,
+) -> RegistrationFacts:
+    """What registering one household needs from the registry, in one round trip; reserving a
+    card number takes the village's sequence row lock until the transaction ends."""
+    row = await conn.fetchrow(
+        REGISTRATION_FACTS_SQL, national_ids, head_name_km, head_date_of_birth, village_code, reserve_card
+    )
+    reclassified = [
+        {"effective_from": day, "category": category}
+        for day, category in zip(row["reclassified_on"], row["reclassified_as"], strict=True)
+    ]
+    return RegistrationFacts(
+        dict(zip(row["held_ids"], row["held_by"], strict=True)),
+        row["possible_duplicate"],
+        row["card_seq"],
+        reclassified,
+    )
+
+
+def _registration_sql() -> str:
+    household = 1
+    members = household + len(HOUSEHOLD_COLUMNS)
+    assessment = members + 1
+    card = assessment + len(ASSESSMENT_COLUMNS)
+    audit = card + len(CARD_COLUMNS)
+    event = audit + len(AUDIT_COLUMNS)
+    channel = event + len(OUTBOX_COLUMNS)
+    card_values = ", ".join(f"${i}::{t}" for i, t in enumerate(CARD_TYPES, start=card))
+    return f"""
+WITH household AS (
+    INSERT INTO households ({", ".join(HOUSEHOLD_COLUMNS)})
+    VALUES ({_placeholders(len(HOUSEHOLD_COLUMNS), household)}) RETURNING registered_at, updated_at
+), members AS (
+    INSERT INTO members ({", ".join(MEMBER_COLUMNS)})
+    SELECT {", ".join(MEMBER_COLUMNS)} FROM json_populate_recordset(NULL::members, ${members}::json)
+), assessment AS (
+    INSERT INTO assessments ({", ".join(ASSESSMENT_COLUMNS)})
+    VALUES ({_placeholders(len(ASSESSMENT_COLUMNS), assessment)}) RETURNING created_at
+), card AS (
+    INSERT INTO cards ({", ".join(CARD_COLUMNS)}) SELECT {card_values} WHERE ${card}::text IS NOT NULL
+), audit AS (
+    INSERT INTO audit_log ({", ".join(AUDIT_COLUMNS)}) VALUES ({_placeholders(len(AUDIT_COLUMNS), audit)})
+), event AS (
+    INSERT INTO outbox ({", ".join(OUTBOX_COLUMNS)}) VALUES ({_placeholders(len(OUTBOX_COLUMNS), event)})
+)
+SELECT registered_at, updated_at, created_at, pg_notify(${channel}, '') FROM household, assessment
+"""
+
+
+REGISTRATION_SQL = _registration_sql()
+
+
+async def insert_registration(
+    conn: asyncpg.Connection,
+    *,
+    household: dict[str, Any],
+    members: list[dict[str, Any]],
+    assessment: dict[str, Any],
+    card: dict[str, Any] | None,
+    audit: dict[str, Any],
+    event: tuple[Any, ...],
+    channel: str,
+) -> asyncpg.Record:
+    """Every row of a new household in one statement (foreign keys are checked at its end), and
+    the outbox relay woken at commit; returns the rows' timestamps."""
+    return await conn.fetchrow(
+        REGISTRATION_SQL,
+        *[household[c] for c in HOUSEHOLD_COLUMNS],
+        members,
+        *[assessment[c] for c in ASSESSMENT_COLUMNS],
+        *[card[c] if card else None for c in CARD_COLUMNS],
+        *[audit[c] for c in AUDIT_COLUMNS],
+        *event,
+        channel,
     )
 
 
