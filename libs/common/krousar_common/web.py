@@ -150,7 +150,8 @@ def _operations_router() -> APIRouter:
     return router
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # Async, as every dependency on a request's path: FastAPI runs a plain function in a thread.
     return request.app.state.runtime
 
 
