@@ -1,12 +1,14 @@
 """Payments metrics: run and payment gauges read from the database, pipeline counters and durations."""
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from krousar_common.metrics import DatabaseGauges
 from krousar_common.runtime import Runtime
 from prometheus_client import Counter, Histogram
 
+from payments import domain
 from payments.config import Settings
 
 RUNS = DatabaseGauges("krousar_payments_runs", "Payment runs by programme and state.", ["programme", "state"])
@@ -27,7 +29,7 @@ OLDEST_RUN_AGE = DatabaseGauges(
 )
 RUNS_PAST_CLAIM_WINDOW = DatabaseGauges(
     "krousar_payments_runs_past_claim_window",
-    "INSTRUCTED runs whose claim window has closed (claim_until before today in Cambodia): not reconciled.",
+    "INSTRUCTED runs whose claim window and the PSP's grace have closed: they should have reconciled.",
     ["programme"],
 )
 OPEN_LINES = DatabaseGauges(
@@ -79,11 +81,12 @@ RUNS_SQL = """
 SELECT programme_code, state, count(*) AS runs, sum(households) AS households, sum(amount_riel) AS riel,
        extract(epoch FROM now() - min(CASE state WHEN 'DRAFT' THEN created_at
                                                  WHEN 'APPROVED' THEN approved_at
-                                                 WHEN 'INSTRUCTED' THEN instructed_at END)) AS oldest_age,
-       count(*) FILTER (WHERE state = 'INSTRUCTED'
-                          AND claim_until < (now() AT TIME ZONE 'Asia/Phnom_Penh')::date) AS past_claim_window
+                                                 WHEN 'INSTRUCTED' THEN instructed_at END)) AS oldest_age
 FROM runs GROUP BY 1, 2
 """
+INSTRUCTED_RUNS_SQL = (
+    "SELECT programme_code, available_from, claim_until, instructed_at FROM runs WHERE state = 'INSTRUCTED'"
+)
 OPEN_LINES_SQL = """
 SELECT l.programme_code, l.province_code, l.state, count(*), sum(l.amount_riel)
 FROM line_states l JOIN runs r USING (run_id)
@@ -119,11 +122,18 @@ GROUP BY 1, 2, 3, 4
 """
 
 
-def runs_past_claim_window(runs: Iterable[Mapping[str, Any]]) -> list[tuple[Sequence[str], int]]:
-    """Per programme that has runs (0 included), its INSTRUCTED runs past their claim window."""
-    past: dict[str, int] = {}
-    for run in runs:
-        past[run["programme_code"]] = past.get(run["programme_code"], 0) + run["past_claim_window"]
+def runs_past_claim_window(
+    programmes: Iterable[str], instructed: Iterable[Mapping[str, Any]], *, now: datetime, grace: timedelta
+) -> list[tuple[Sequence[str], int]]:
+    """Per programme (0 included), its INSTRUCTED runs whose claim window has closed as the job that
+    makes silent lines UNCLAIMED sees it (``domain.claim_window_closes``): that job reconciles them."""
+    past = dict.fromkeys(programmes, 0)
+    for run in instructed:
+        closes = domain.claim_window_closes(
+            run["available_from"], run["claim_until"], run["instructed_at"], grace
+        )
+        if closes <= now:
+            past[run["programme_code"]] = past.get(run["programme_code"], 0) + 1
     return [((code,), count) for code, count in past.items()]
 
 
@@ -137,15 +147,21 @@ def start_run_counters(programmes: Iterable[str]) -> None:
 
 
 async def refresh(runtime: Runtime) -> None:
+    settings: Settings = runtime.settings  # type: ignore[assignment]
     async with runtime.pool.acquire() as conn:
         runs = await conn.fetch(RUNS_SQL)
+        instructed = await conn.fetch(INSTRUCTED_RUNS_SQL)
         lines = await conn.fetch(OPEN_LINES_SQL)
         programmes = await conn.fetch(PROGRAMMES_SQL)
     RUNS.replace((tuple(r[:2]), r["runs"]) for r in runs)
     RUN_HOUSEHOLDS.replace((tuple(r[:2]), r["households"]) for r in runs)
     RUN_AMOUNT.replace((tuple(r[:2]), r["riel"]) for r in runs)
     OLDEST_RUN_AGE.replace((tuple(r[:2]), r["oldest_age"]) for r in runs if r["oldest_age"] is not None)
-    RUNS_PAST_CLAIM_WINDOW.replace(runs_past_claim_window(runs))
+    grace = timedelta(hours=settings.unclaimed_grace_hours)
+    past = runs_past_claim_window(
+        {r["programme_code"] for r in runs}, instructed, now=datetime.now(UTC), grace=grace
+    )
+    RUNS_PAST_CLAIM_WINDOW.replace(past)
     OPEN_LINES.replace((tuple(r[:3]), r[3]) for r in lines)
     OPEN_LINES_AMOUNT.replace((tuple(r[:3]), r[4]) for r in lines)
     start_run_counters(r["code"] for r in programmes)
