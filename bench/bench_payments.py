@@ -10,6 +10,7 @@ create and calculate (wait=true), approve and instruct (wait=true), and the outb
 
 import argparse
 import asyncio
+import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from krousar_common.programmes import load_programme
 from krousar_common.testing import ROOT, ServiceProcess, TestStack, bearer, wait_for
 from payments.store import DECISION_COLUMNS
 
-from bench.common import Report, write_section
+from bench.common import CpuMeter, Report, write_section
 
 PROGRAMME = ROOT / "services" / "topups" / "topups" / "seed" / "COVID19_CT.json"
 VILLAGES = [
@@ -174,6 +175,14 @@ async def run(households: int) -> Report:
         PSP_SETTLE_DELAY_SECONDS="0",
         PSP_UNCLAIMED_DELAY_SECONDS="1",
     ).start()
+    report.meter = CpuMeter(
+        trees={"payments": payments.process.pid, "PSP": psp.process.pid},  # type: ignore[union-attr]
+        titles={
+            "PostgreSQL": ("postgres: ", stack.database("payments")),
+            "PostgreSQL PSP": ("postgres: ", stack.database("psp_simulator")),
+            "Kafka": ("kafka.Kafka", "kafka-1-9092"),
+        },
+    )
     try:
         with report.stage(
             "load the decisions projection with COPY (setup, not in the target)", households, "households"
@@ -235,12 +244,18 @@ def _summarise(report: Report, run: dict) -> None:
         + seconds["outbox relay: last instruction on Kafka"]
     )
     end_to_end = to_kafka + seconds["PSP simulator settles, run RECONCILED"]
+    kafka_stages = report.stages[1:4]
+    cpu_to_kafka = sum(sum(s.cpu.values()) for s in kafka_stages)
+    cpu_end_to_end = cpu_to_kafka + sum(report.stages[4].cpu.values())
     report.notes += [
         f"{run['households']:,} households, {run['lines']:,} payment lines, {run['amount_riel']:,} riel.",
         f"Calculated, stored and instructed to Kafka: {to_kafka:.1f} s (target < 60 s) ="
         f" {run['lines'] / to_kafka:,.0f} payments/s.",
         f"End to end until RECONCILED: {end_to_end:.1f} s (target < 180 s) = {run['lines'] / end_to_end:,.0f}"
         " payments/s; the only published peer figure is 51 payments/s (Mifos Payment Hub EE, 3 brokers).",
+        f"CPU the run's own processes used (services with their workers, their PostgreSQL backends, the"
+        f" broker, which other work on the machine shares): {cpu_to_kafka:.1f} s to Kafka,"
+        f" {cpu_end_to_end:.1f} s to RECONCILED, on {os.cpu_count()} cores.",
     ]
 
 

@@ -27,6 +27,57 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory}, {platform.system()}; load average before: {load}"
 
 
+# --- CPU time of the processes a benchmark runs, apart from whatever else the machine runs -------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> Iterator[tuple[int, int, str, float, float]]:
+    """(pid, parent pid, command line, CPU seconds, CPU seconds of its children that have ended)
+    of every process."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        own, ended = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        yield int(entry.name), int(fields[1]), cmdline, own / _TICK, ended / _TICK
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by named groups of processes: ``trees`` are process ids whose descendants
+    count too (a service and its worker processes), ``titles`` match command lines (PostgreSQL's
+    backends name their database in their title). On a machine that also runs other work, the
+    wall time of a stage says how long it took; this says what it cost."""
+
+    trees: dict[str, int] = field(default_factory=dict)
+    titles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def sample(self) -> dict[str, float]:
+        processes = list(_processes())
+        children: dict[int, list[int]] = {}
+        for pid, parent, *_ in processes:
+            children.setdefault(parent, []).append(pid)
+        # A tree's processes, and those of its that have ended (worker processes of a pool).
+        cpu = {pid: own + ended for pid, _, _, own, ended in processes}
+        used = {}
+        for name, root in self.trees.items():
+            todo, total = [root], 0.0
+            while todo:
+                pid = todo.pop()
+                total += cpu.get(pid, 0.0)
+                todo += children.get(pid, [])
+            used[name] = total
+        for name, needles in self.titles.items():
+            used[name] = sum(own for _, _, line, own, _ in processes if all(n in line for n in needles))
+        return used
+
+
 @dataclass
 class Stage:
     name: str
@@ -34,6 +85,7 @@ class Stage:
     items: int
     unit: str
     note: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -46,13 +98,24 @@ class Report:
     command: str
     stages: list[Stage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    meter: CpuMeter | None = None
 
     @contextmanager
     def stage(self, name: str, items: int, unit: str, note: str = "") -> Iterator[Stage]:
+        """Time a stage; with a ``meter``, its note says the CPU seconds each group used in it and
+        the load average (1 min) at its end."""
+        before = self.meter.sample() if self.meter else {}
         started = time.perf_counter()
         stage = Stage(name, 0.0, items, unit, note)
         yield stage
         stage.seconds = time.perf_counter() - started
+        if self.meter is not None:
+            after = self.meter.sample()
+            stage.cpu = {k: max(0.0, after[k] - before.get(k, 0.0)) for k in after}
+            used = ", ".join(f"{k} {v:.1f}" for k, v in stage.cpu.items())
+            stage.note = "; ".join(
+                p for p in (stage.note, f"CPU s: {used}; load {os.getloadavg()[0]:.1f}") if p
+            )
         self.stages.append(stage)
         print(f"  {name}: {stage.seconds:.1f} s, {stage.rate:,.0f} {unit}/s {stage.note}", flush=True)
 

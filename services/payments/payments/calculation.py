@@ -179,6 +179,8 @@ async def _calculate_batches(
     async with runtime.pool.acquire() as reader:
         total, done = await store.count_decisions(reader, run.programme_code), 0
         await progress.report(runtime.redis, run.run_id, "CALCULATING", 0, total)
+        if settings.calculation_workers > 1 and total >= settings.calculation_workers_from:
+            return await _calculate_in_workers(runtime, conn, reader, run, programme, history, total)
         try:
             async for rows in _pages(reader, run.programme_code, settings.calculation_batch_size):
                 batch = await asyncio.to_thread(assess_batch, programme, run, history, rows, totals)
@@ -196,6 +198,41 @@ async def _calculate_batches(
                 with contextlib.suppress(BaseException):
                     await writing
     return totals
+
+
+async def _calculate_in_workers(
+    runtime: Runtime,
+    conn: asyncpg.Connection,
+    reader: asyncpg.Connection,
+    run: RunSpec,
+    programme: ProgrammeVersion,
+    history: domain.History,
+    total: int,
+) -> domain.Totals:
+    """A national run: pages of households calculated in worker processes (``workers``), written
+    into this transaction as they come back."""
+    from payments import workers  # the worker processes import this module: no cycle at import
+
+    settings: Settings = runtime.settings  # type: ignore[assignment]
+    done = 0
+
+    async def on_page(households: int) -> None:
+        nonlocal done
+        done += households
+        await progress.report(runtime.redis, run.run_id, "CALCULATING", done, total)
+        metrics.HOUSEHOLDS_CALCULATED.labels(run.programme_code).inc(households)
+
+    return await workers.calculate_pages(
+        conn,
+        reader,
+        run,
+        programme,
+        history,
+        database_url=settings.database_url,
+        workers=settings.calculation_workers,
+        page_size=settings.calculation_batch_size,
+        on_page=on_page,
+    )
 
 
 async def _pages(reader: asyncpg.Connection, programme_code: str, size: int) -> AsyncIterator[list[Any]]:

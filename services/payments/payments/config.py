@@ -1,5 +1,8 @@
+import os
+
 from krousar_common.ports import SERVICE_PORTS
 from krousar_common.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
@@ -10,6 +13,11 @@ class Settings(ServiceSettings):
     port: int = SERVICE_PORTS["payments"]
     # Households calculated, and lines instructed, per step: one COPY and one outbox COPY per step.
     calculation_batch_size: int = 5000
+    # A run of at least this many households is calculated in worker processes (payments/workers.py),
+    # one a core: the calculator is Python. Fewer: in the service process, the next page read and
+    # the last one written meanwhile.
+    calculation_workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    calculation_workers_from: int = 50_000
     instruction_batch_size: int = 5000
     # PSP statuses applied per transaction (one UPDATE of the lines a batch).
     status_batch_size: int = 5000

@@ -2,6 +2,7 @@
 payment ids, the totals and the run's state machine. No I/O, no async."""
 
 import uuid
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,20 @@ class History:
     live: dict[tuple[UUID, str], str] = field(default_factory=dict)
     attempts: Counter[tuple[UUID, str]] = field(default_factory=Counter)
     excluded: dict[UUID, str] = field(default_factory=dict)
+
+    def split(self, bounds: list[UUID]) -> list["History"]:
+        """The history cut as the pages of a run are: page i holds the households after
+        ``bounds[i - 1]`` up to and including ``bounds[i]`` (the last page: all after the last bound)."""
+        if not self.attempts and not self.live and not self.excluded:
+            return [self] * (len(bounds) + 1)
+        pages = [History() for _ in range(len(bounds) + 1)]
+        for pair, status in self.live.items():
+            pages[bisect_left(bounds, pair[0])].live[pair] = status
+        for pair, count in self.attempts.items():
+            pages[bisect_left(bounds, pair[0])].attempts[pair] = count
+        for household_id, code in self.excluded.items():
+            pages[bisect_left(bounds, household_id)].excluded[household_id] = code
+        return pages
 
 
 def payment_id(programme_code: str, period: str, household_id: UUID, component: str, attempt: int) -> UUID:
@@ -218,6 +233,12 @@ class Totals:
         self.households[key] += 1
         self.amount[key] += planned.amount_riel
         self.lines += len(planned.lines)
+
+    def merge(self, other: "Totals") -> None:
+        self.households.update(other.households)
+        self.amount.update(other.amount)
+        self.left_out.update(other.left_out)
+        self.lines += other.lines
 
     def rows(self) -> list[dict[str, Any]]:
         return [self._row(key) for key in sorted(self.households)]

@@ -178,6 +178,31 @@ async def fetch_decisions(
     )
 
 
+async def decision_page_bounds(conn: asyncpg.Connection, programme_code: str, size: int) -> list[UUID]:
+    """The household id that ends each page of ``size`` decisions but the last, in id order."""
+    rows = await conn.fetch(
+        "SELECT household_id FROM (SELECT household_id, row_number() OVER (ORDER BY household_id) AS n"
+        " FROM decisions WHERE programme_code = $1) AS d WHERE n % $2 = 0 ORDER BY household_id",
+        programme_code,
+        size,
+    )
+    return [r["household_id"] for r in rows]
+
+
+async def fetch_decision_page(
+    conn: asyncpg.Connection, programme_code: str, *, after: UUID | None, until: UUID | None
+) -> list[asyncpg.Record]:
+    """The decisions after ``after`` up to and including ``until`` (None: no bound)."""
+    return await conn.fetch(
+        f"SELECT {CANDIDATE} FROM decisions WHERE programme_code = $1"
+        " AND ($2::uuid IS NULL OR household_id > $2) AND ($3::uuid IS NULL OR household_id <= $3)"
+        " ORDER BY household_id",
+        programme_code,
+        after,
+        until,
+    )
+
+
 # --- runs ------------------------------------------------------------------------------------------
 
 
