@@ -9,6 +9,7 @@ and the unique index on live payment lines would refuse a second payment anyway.
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 import structlog
+from krousar_common.benefits import Term
 from krousar_common.events.payments import RunState
 from krousar_common.programmes import ProgrammeVersion
 from krousar_common.runtime import Runtime
@@ -265,6 +267,7 @@ def assess_batch(
     totals: domain.Totals,
 ) -> Batch:
     batch = Batch()
+    payment_id = domain.payment_ids(run.programme_code, run.period)
     for row in rows:
         candidate = domain.Candidate(row["household_id"], row["eligible"], row["reasons"], row)
         outcome = domain.assess(programme, run.period, run.rules_day, candidate, history)
@@ -274,18 +277,19 @@ def assess_batch(
             totals.left_out[reason] += 1
         else:
             totals.add(outcome)
-            batch.lines += line_rows(run, outcome)
+            batch.lines += line_rows(run, outcome, payment_id)
     return batch
 
 
-def line_rows(run: RunSpec, planned: domain.Planned) -> list[tuple[Any, ...]]:
+def line_rows(
+    run: RunSpec, planned: domain.Planned, payment_id: domain.PaymentIds | None = None
+) -> list[tuple[Any, ...]]:
     """Rows of payment_lines (store.LINE_COLUMNS order) for a household the run pays."""
     household = planned.household
+    payment_id = payment_id or domain.payment_ids(run.programme_code, run.period)
     return [
         (
-            domain.payment_id(
-                run.programme_code, run.period, household.household_id, line.component, attempt
-            ),
+            payment_id(household.household_id, line.component, attempt),
             run.run_id,
             run.programme_code,
             run.period,
@@ -293,7 +297,7 @@ def line_rows(run: RunSpec, planned: domain.Planned) -> list[tuple[Any, ...]]:
             str(line.component),
             attempt,
             line.amount_riel,
-            [{"label": t[0], "quantity": t[1], "unit_rate": t[2], "amount": t[3]} for t in line.terms],
+            terms_of(line.terms),
             line.explanation,
             household.province_code,
             household.commune_code,
@@ -307,6 +311,14 @@ def line_rows(run: RunSpec, planned: domain.Planned) -> list[tuple[Any, ...]]:
         )
         for line, attempt in planned.lines
     ]
+
+
+@functools.lru_cache(maxsize=4096)
+def terms_of(terms: tuple[Term, ...]) -> list[dict[str, Any]]:
+    """A line's terms as the jsonb column holds them. Households of a run share a few thousand
+    arithmetics at most (the same rates, members and vulnerable members): each is built once.
+    The list is shared between lines, so it must never be changed."""
+    return [{"label": t[0], "quantity": t[1], "unit_rate": t[2], "amount": t[3]} for t in terms]
 
 
 async def _abandon(runtime: Runtime, run_id: UUID, error: Exception) -> None:

@@ -1,16 +1,18 @@
 """Pure logic of a payment run: which households a run pays, which it leaves out and why, the
 payment ids, the totals and the run's state machine. No I/O, no async."""
 
+import hashlib
 import uuid
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from asyncpg.pgproto import pgproto
 from krousar_common.benefits import PaymentLine, calculate, card_active_on
 from krousar_common.events.households import HouseholdStatus, LocationCategory
 from krousar_common.events.payments import PaymentStatus, RunState
@@ -123,6 +125,27 @@ class History:
 
 def payment_id(programme_code: str, period: str, household_id: UUID, component: str, attempt: int) -> UUID:
     return uuid.uuid5(PAYMENT_NAMESPACE, f"{programme_code}|{period}|{household_id}|{component}|{attempt}")
+
+
+PaymentIds = Callable[[UUID, str, int], UUID]
+
+
+def payment_ids(programme_code: str, period: str) -> PaymentIds:
+    """``payment_id`` for the lines of one (programme, period), several times faster: the hash of
+    the common prefix is computed once, and the id is asyncpg's UUID type (equal to, and
+    interchangeable with, ``uuid.UUID``), made from the digest without parsing it again."""
+    prefix = hashlib.sha1(PAYMENT_NAMESPACE.bytes, usedforsecurity=False)
+    prefix.update(f"{programme_code}|{period}|".encode())
+
+    def payment_id_of(household_id: UUID, component: str, attempt: int) -> UUID:
+        digest = prefix.copy()
+        digest.update(f"{household_id}|{component}|{attempt}".encode())
+        raw = bytearray(digest.digest()[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+        raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+        return pgproto.UUID(bytes(raw))
+
+    return payment_id_of
 
 
 def payee_of(row: Mapping[str, Any]) -> Payee:

@@ -183,21 +183,42 @@ def _jsonb(value: Any) -> bytes:
 
 
 Encoder = Callable[[Any], bytes]
+
+
+def _shared(encoder: Encoder) -> Encoder:
+    """``encoder`` remembering what it made, for a column of few distinct values (codes, the
+    arithmetic of a line): a country has some thousands of them, a run hundreds of thousands of
+    lines."""
+    made: dict[Any, bytes] = {}
+
+    def encode_shared(value: Any) -> bytes:
+        data = made.get(value)
+        if data is None:
+            data = made[value] = encoder(value)
+        return data
+
+    return encode_shared
+
+
+_code = _shared(_text)
 # The columns of store.LINE_COLUMNS and store.LEFT_OUT_COLUMNS, in their order.
 LINE_TYPES: tuple[Encoder, ...] = (
     _uuid,  # payment_id
-    _uuid,  # run_id
-    _text,  # programme_code
-    _text,  # period
+    _shared(_uuid),  # run_id
+    _code,  # programme_code
+    _code,  # period
     _uuid,  # household_id
-    _text,  # component
+    _code,  # component
     _int4,  # attempt
     _int8,  # amount_riel
     _jsonb,  # terms
-    *(_text,) * 9,  # explanation, province, commune, village, category, level, payee, channel, account
-    _text,  # status
+    *(_code,) * 6,  # explanation, province, commune, village, location category, poverty level
+    _text,  # payee_name
+    _code,  # channel
+    _text,  # account
+    _code,  # status
 )
-LEFT_OUT_TYPES: tuple[Encoder, ...] = (_uuid, _uuid, _text, _text)
+LEFT_OUT_TYPES: tuple[Encoder, ...] = (_shared(_uuid), _uuid, _code, _text)
 
 
 def encode(rows: Sequence[Sequence[Any]], types: Sequence[Encoder]) -> bytes:

@@ -231,3 +231,14 @@ def test_the_projection_row_pays_what_the_validated_snapshot_pays(key: str) -> N
         expected = calculate(programme, HouseholdSnapshot.model_validate(snapshot), payable_key)
         assert isinstance(planned, domain.Planned)
         assert [line for line, _ in planned.lines] == expected
+
+
+def test_the_fast_payment_ids_are_the_payment_ids() -> None:
+    make = domain.payment_ids("COVID19_CT", "2020-07")
+    for household_id in (uuid.uuid4() for _ in range(200)):
+        for component, attempt in (("MONTHLY", 1), ("HIV", 2)):
+            fast = make(household_id, component, attempt)
+            assert fast == domain.payment_id("COVID19_CT", "2020-07", household_id, component, attempt)
+            assert str(fast) == str(
+                domain.payment_id("COVID19_CT", "2020-07", household_id, component, attempt)
+            )
