@@ -10,3 +10,4 @@ class Settings(ServiceSettings):
     port: int = SERVICE_PORTS["registration"]
     card_valid_years: int = 3  # configurable by law's absence: DOMAIN.md §4 default
     coverage_refresh_seconds: float = 15  # how often the registry gauges are read from the database
+    import_batch_size: int = 5000  # households an import prepares while the batch before is written

@@ -152,20 +152,54 @@ def parse(raw: bytes) -> tuple[list[ParsedHousehold], list[RowError]]:
     return parse_text(decode(raw))
 
 
-def parse_text(text: str) -> tuple[list[ParsedHousehold], list[RowError]]:
+@dataclass(frozen=True)
+class HouseholdRows:
+    ref: str
+    rows: list[Row]
+
+
+def read_households(text: str) -> tuple[Layout, list[HouseholdRows]]:
+    """The file's rows grouped by ``household_ref``, households in the order they first appear."""
     layout, rows = read_rows(text)
     ref_at = layout.position["household_ref"]
     groups: dict[str, list[Row]] = {}
     for row in rows:
         groups.setdefault(row[1][ref_at], []).append(row)
-    households, errors = [], []
-    for ref, household_rows in groups.items():
-        parsed, problems = _parse_household(layout, ref, household_rows)
+    return layout, [HouseholdRows(ref, household_rows) for ref, household_rows in groups.items()]
+
+
+def parse_text(text: str) -> tuple[list[ParsedHousehold], list[RowError]]:
+    return parse_households(*read_households(text))
+
+
+def parse_households(
+    layout: Layout, households: list[HouseholdRows]
+) -> tuple[list[ParsedHousehold], list[RowError]]:
+    parsed_households, errors = [], []
+    for household in households:
+        parsed, problems = _parse_household(layout, household.ref, household.rows)
         if problems:
             errors += problems
         elif parsed is not None:
-            households.append(parsed)
-    return households, errors
+            parsed_households.append(parsed)
+    return parsed_households, errors
+
+
+def identity_keys(layout: Layout, household: HouseholdRows) -> set[tuple[str, str]]:
+    """What could tie this household to another of the file: each national ID (two households
+    holding one are both rejected) and its head's village and name (two such heads are flagged
+    possible duplicates). Whenever two households' validated values would be equal, so are these
+    keys: they are read from the cells the way validation reads them, minus the date of birth."""
+    at = layout.position
+    village = household.rows[0][1][at["village_code"]].zfill(8)
+    keys = set()
+    for _, cells in household.rows:
+        if national_id := cells[at["national_id"]]:
+            keys.add(("national_id", national_id))
+        if cells[at["relationship"]] == "HEAD":
+            # The model strips fewer characters than str.strip, so stripping again keeps equal names equal.
+            keys.add(("head", f"{village} {clean_name(cells[at['name_km']]).strip()}"))
+    return keys
 
 
 def _parse_household(
@@ -236,10 +270,12 @@ def _member(layout: Layout, cells: list[str]) -> dict[str, Any]:
         text = cells[layout.position[column]]
         if text == "":
             continue
-        if column in NAME_COLUMNS:
-            text = unicodedata.normalize("NFC", text.translate(ZERO_WIDTH))
-        member[column] = text  # pydantic parses and names the field of a bad value
-    return member
+        member[column] = clean_name(text) if column in NAME_COLUMNS else text
+    return member  # pydantic parses the values and names the field of a bad one
+
+
+def clean_name(text: str) -> str:
+    return unicodedata.normalize("NFC", text.translate(ZERO_WIDTH))
 
 
 def _row_error(error: Any, lines: list[int], ref: str) -> RowError:

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from registration import metrics, service
 from registration.imports import csv_format
-from registration.imports.service import import_round, parse_and_check
+from registration.imports.service import import_round
 
 log = structlog.get_logger("registration.imports")
 PROGRESS_TTL = 24 * 3600
@@ -93,17 +93,18 @@ async def run_import(runtime: Runtime, import_id: UUID, text: str, ctx: service.
 
 async def _run_import(runtime: Runtime, import_id: UUID, text: str, ctx: service.Context) -> None:
     try:
-        checked, errors = await asyncio.to_thread(parse_and_check, text, ctx.actor)
+        layout, households = await asyncio.to_thread(csv_format.read_households, text)
     except csv_format.FileRejected as exc:
         async with runtime.transaction() as conn:
             await finish(conn, import_id, "REJECTED", message=str(exc))
         return
-    total = len(checked) + len({e.household_ref for e in errors})
+    total = len(households)
     started = time.perf_counter()
+    progress = _progress_writer(runtime, import_id)
     try:
         async with runtime.transaction() as conn:
-            result = await import_round(conn, checked, ctx, _progress_writer(runtime, import_id))
-            all_errors = [dataclasses.asdict(e) for e in errors + result.errors]
+            result = await import_round(conn, runtime.pool, layout, households, ctx, progress)
+            all_errors = [dataclasses.asdict(e) for e in result.errors]
             await finish(
                 conn, import_id, "SUCCEEDED", total=total, imported=len(result.imported), errors=all_errors
             )

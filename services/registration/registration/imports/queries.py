@@ -42,6 +42,18 @@ async def reserve_card_seqs(conn: asyncpg.Connection, counts: dict[str, int]) ->
     return {r["village_code"]: r["last_seq"] for r in rows}
 
 
+async def give_back_card_seqs(conn: asyncpg.Connection, unused: dict[str, int]) -> None:
+    """Lower villages' last card numbers by what was reserved and not used."""
+    if not unused:
+        return
+    await conn.execute(
+        "UPDATE village_card_sequences s SET last_seq = s.last_seq - u.n"
+        " FROM unnest($1::text[], $2::int[]) AS u(village_code, n) WHERE s.village_code = u.village_code",
+        list(unused),
+        list(unused.values()),
+    )
+
+
 async def classifications_of(conn: asyncpg.Connection, villages: set[str]) -> dict[str, list[Any]]:
     rows = await conn.fetch(
         "SELECT * FROM village_classifications WHERE village_code = ANY($1::text[]) ORDER BY effective_from",

@@ -1,9 +1,18 @@
-"""Import a parsed round: check every household like a single registration would, then write
-the good ones with COPY in one transaction (all or nothing) and their events via the outbox."""
+"""Import a round: check every household like a single registration would, then write the good
+ones with COPY in one transaction (all or nothing) and their events through the outbox.
+
+The file is cut into batches that a thread prepares (parse, check, ask the registry, plan the rows
+and events) while PostgreSQL stores the batch before. Two households of a file depend on each
+other through a national ID (both are rejected when they share one) or a head (both are flagged
+possible duplicates); the households that share such a key with another all go into the last
+batch. Every other batch's households share nothing with any other household of the file: what
+the registry says about them is the same before and after other batches are written, so it is
+asked outside the import's transaction, and no batch waits for another.
+"""
 
 import asyncio
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -18,7 +27,7 @@ from krousar_common.events import households as ev
 from registration import service, store
 from registration.domain import cards, geography
 from registration.imports import csv_format, queries
-from registration.imports.csv_format import ParsedHousehold, RowError
+from registration.imports.csv_format import HouseholdRows, Layout, ParsedHousehold, RowError
 from registration.snapshots import snapshot_data
 
 Progress = Callable[[int, int], Awaitable[None]]
@@ -51,6 +60,31 @@ def check_household(parsed: ParsedHousehold, ctx: service.Context) -> Checked | 
         )
 
 
+def parse_and_check(
+    layout: Layout, households: list[HouseholdRows], actor: Principal
+) -> tuple[list[Checked], list[RowError]]:
+    """Everything about households that needs no database (run off the event loop)."""
+    parsed, errors = csv_format.parse_households(layout, households)
+    ctx = service.Context(actor, "", None)  # type: ignore[arg-type]  # the checks read only the actor
+    checked = []
+    for item in parsed:
+        outcome = check_household(item, ctx)
+        (errors.append if isinstance(outcome, RowError) else checked.append)(outcome)
+    return checked, errors
+
+
+def batches(layout: Layout, households: list[HouseholdRows], size: int) -> list[list[HouseholdRows]]:
+    """Batches of ``size`` households in file order, and last (whatever its size) every household
+    that shares an identity key with another household of the file."""
+    keys = [csv_format.identity_keys(layout, household) for household in households]
+    held = Counter(key for household_keys in keys for key in household_keys)
+    alone, tied = [], []
+    for household, household_keys in zip(households, keys, strict=True):
+        (tied if any(held[key] > 1 for key in household_keys) else alone).append(household)
+    cut = [alone[start : start + size] for start in range(0, len(alone), size)]
+    return [*cut, tied] if tied else cut
+
+
 def national_id_conflicts(checked: list[Checked], held: dict[str, UUID]) -> dict[str, RowError]:
     """Households (by ref) whose national ID is held elsewhere or appears twice in the file."""
     in_file = Counter(m.national_id for c in checked for m in c.parsed.command.members if m.national_id)
@@ -69,77 +103,132 @@ def national_id_conflicts(checked: list[Checked], held: dict[str, UUID]) -> dict
 
 
 async def import_round(
-    conn: asyncpg.Connection, checked: list[Checked], ctx: service.Context, progress: Progress
+    conn: asyncpg.Connection,
+    registry: asyncpg.Pool,
+    layout: Layout,
+    households: list[HouseholdRows],
+    ctx: service.Context,
+    progress: Progress,
 ) -> ImportResult:
-    """Write the households that passed ``check_household``, after the checks that need the database."""
+    """Check and write a file's households on ``conn`` (the import's transaction); ``registry``
+    lends the connections that ask about held national IDs and existing heads meanwhile."""
     result = ImportResult()
-    held = await store.households_holding_national_ids(
-        conn, [m.national_id for c in checked for m in c.parsed.command.members if m.national_id]
-    )
-    conflicts = national_id_conflicts(checked, held)
-    result.errors += conflicts.values()
-    good = [c for c in checked if c.parsed.ref not in conflicts]
-    await progress(0, len(good))
     await queries.compress_large_values_fast(conn)
-    facts = await _database_facts(conn, good)
-    result.imported = await _write(conn, good, facts, ctx, progress)
+    villages = _villages(layout, households)
+    numbers = await CardNumbers.reserve(conn, villages)
+    classifications = await queries.classifications_of(conn, set(villages))
+    done = 0
+    await progress(done, len(households))
+
+    async def prepare(batch: list[HouseholdRows]) -> tuple[_Batch, list[RowError]]:
+        return await _prepare(layout, batch, registry, numbers, classifications, ctx)
+
+    cut = batches(layout, households, ctx.settings.import_batch_size)
+    async for (batch, errors), size in _prepared_one_ahead(cut, prepare):
+        await _copy(conn, batch)
+        result.imported += [p.household["household_id"] for p in batch.plans]
+        result.errors += errors
+        done += size
+        await progress(done, len(households))
+    await numbers.give_back_unused(conn)
     return result
 
 
-def parse_and_check(text: str, actor: Principal) -> tuple[list[Checked], list[RowError]]:
-    """Everything about a file that needs no database (run off the event loop)."""
-    parsed, errors = csv_format.parse_text(text)
-    ctx = service.Context(actor, "", None)  # type: ignore[arg-type]  # the checks read only the actor
-    checked = []
-    for item in parsed:
-        outcome = check_household(item, ctx)
-        (errors.append if isinstance(outcome, RowError) else checked.append)(outcome)
-    return checked, errors
+def _villages(layout: Layout, households: list[HouseholdRows]) -> Counter[str]:
+    """Households per gazetteer village, as their first row names it (unknown codes left out)."""
+    at = layout.position["village_code"]
+    found = (geography.get_village(household.rows[0][1][at]) for household in households)
+    return Counter(village.code for village in found if village is not None)
+
+
+class CardNumbers:
+    """The file's card numbers, reserved before anything is written: as many in each village as
+    the file has households there, handed out as poor households are planned, the unused ones
+    given back before commit, so that a village's last number still counts its cards. Each
+    village's sequence row stays locked until the import commits: registrations there wait."""
+
+    def __init__(self, first: dict[str, int], reserved: Counter[str]) -> None:
+        self.next_seq = first
+        self.reserved = reserved
+        self.used: Counter[str] = Counter()
+
+    @classmethod
+    async def reserve(cls, conn: asyncpg.Connection, villages: Counter[str]) -> "CardNumbers":
+        last = await queries.reserve_card_seqs(conn, dict(villages))
+        return cls({v: last[v] - count + 1 for v, count in villages.items()}, villages)
+
+    def take(self, village_code: str) -> str:
+        number = cards.card_number(village_code, self.next_seq[village_code] + self.used[village_code])
+        self.used[village_code] += 1
+        return number
+
+    async def give_back_unused(self, conn: asyncpg.Connection) -> None:
+        await queries.give_back_card_seqs(conn, self.reserved - self.used)
+
+
+async def _prepared_one_ahead(
+    all_batches: list[list[HouseholdRows]],
+    prepare: Callable[[list[HouseholdRows]], Awaitable[tuple["_Batch", list[RowError]]]],
+) -> AsyncIterator[tuple[tuple["_Batch", list[RowError]], int]]:
+    """Each batch prepared, with its size; the next one is prepared while the caller writes this."""
+    if not all_batches:
+        return
+    preparing = asyncio.create_task(prepare(all_batches[0]))
+    try:
+        for number, batch in enumerate(all_batches):
+            prepared = await preparing
+            if number + 1 < len(all_batches):
+                preparing = asyncio.create_task(prepare(all_batches[number + 1]))
+            yield prepared, len(batch)
+    finally:
+        preparing.cancel()
+
+
+async def _prepare(
+    layout: Layout,
+    households: list[HouseholdRows],
+    registry: asyncpg.Pool,
+    numbers: CardNumbers,
+    classifications: dict[str, list[Any]],
+    ctx: service.Context,
+) -> tuple["_Batch", list[RowError]]:
+    checked, errors = await asyncio.to_thread(parse_and_check, layout, households, ctx.actor)
+    heads = [_head_key(c) for c in checked]
+    async with registry.acquire() as reader:
+        held = await store.households_holding_national_ids(reader, _national_ids(checked))
+        existing = await queries.existing_heads(reader, heads)
+    conflicts = national_id_conflicts(checked, held)
+    good = [(c, head) for c, head in zip(checked, heads, strict=True) if c.parsed.ref not in conflicts]
+    seen = Counter(head for _, head in good)
+    facts = _Facts(
+        possible_duplicates={c.parsed.ref for c, head in good if head in existing or seen[head] > 1},
+        card_numbers={
+            c.parsed.ref: numbers.take(c.village.code)
+            for c, _ in good
+            if service.is_poor(c.assessment.model_level)
+        },
+        classifications=classifications,
+    )
+    batch = await asyncio.to_thread(_build, [c for c, _ in good], facts, ctx)
+    return batch, errors + list(conflicts.values())
+
+
+def _national_ids(checked: Iterable[Checked]) -> list[str]:
+    return [m.national_id for c in checked for m in c.parsed.command.members if m.national_id]
 
 
 @dataclass(frozen=True)
 class _Facts:
-    """What the database says about a file's good households, asked once for the whole file."""
+    """What the registry says about a batch's good households."""
 
     possible_duplicates: set[str]  # refs
     card_numbers: dict[str, str]  # ref -> card number, for the poor
     classifications: dict[str, list[Any]]  # village code -> its reclassifications
 
 
-async def _database_facts(conn: asyncpg.Connection, good: list[Checked]) -> _Facts:
-    heads = [_head_key(c) for c in good]
-    existing = await queries.existing_heads(conn, heads)
-    seen_in_file = Counter(heads)
-    duplicates = {
-        c.parsed.ref
-        for c, head in zip(good, heads, strict=True)
-        if head in existing or seen_in_file[head] > 1
-    }
-    card_numbers = await _reserve_card_numbers(conn, good)
-    classifications = await queries.classifications_of(conn, {c.village.code for c in good})
-    return _Facts(duplicates, card_numbers, classifications)
-
-
 def _head_key(checked: Checked) -> tuple[str, Any, str]:
     head = next(m for m in checked.parsed.command.members if m.relationship == ev.Relationship.HEAD)
     return head.name_km, head.date_of_birth, checked.village.code
-
-
-async def _reserve_card_numbers(conn: asyncpg.Connection, good: list[Checked]) -> dict[str, str]:
-    """One sequence reservation per village for all its poor households (refs → card numbers)."""
-    poor_by_village: dict[str, list[str]] = defaultdict(list)
-    for c in good:
-        if service.is_poor(c.assessment.model_level):
-            poor_by_village[c.village.code].append(c.parsed.ref)
-    last = await queries.reserve_card_seqs(conn, {v: len(refs) for v, refs in poor_by_village.items()})
-    numbers = {}
-    for village, refs in poor_by_village.items():
-        first = last[village] - len(refs) + 1
-        numbers.update({ref: cards.card_number(village, first + i) for i, ref in enumerate(refs)})
-    return numbers
-
-
-CHUNK = 5000
 
 
 @dataclass
@@ -148,32 +237,6 @@ class _Batch:
 
     plans: list[service.Registration]
     events: list[tuple[str, Envelope]]
-
-
-async def _write(
-    conn: asyncpg.Connection, good: list[Checked], facts: _Facts, ctx: service.Context, progress: Progress
-) -> list[UUID]:
-    imported: list[UUID] = []
-    chunks = [good[start : start + CHUNK] for start in range(0, len(good), CHUNK)]
-    async for batch in _built_ahead(chunks, facts, ctx):
-        await _copy(conn, batch)
-        imported += [p.household["household_id"] for p in batch.plans]
-        await progress(len(imported), len(good))
-    return imported
-
-
-async def _built_ahead(
-    chunks: list[list[Checked]], facts: _Facts, ctx: service.Context
-) -> AsyncIterator[_Batch]:
-    """Each chunk's batch in turn, the next one building in a thread while this one is written:
-    PostgreSQL stores a chunk while Python plans the next, instead of each waiting for the other."""
-    building = None
-    for chunk in chunks:
-        previous, building = building, asyncio.create_task(asyncio.to_thread(_build, chunk, facts, ctx))
-        if previous is not None:
-            yield await previous
-    if building is not None:
-        yield await building
 
 
 def _build(chunk: list[Checked], facts: _Facts, ctx: service.Context) -> _Batch:
