@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from krousar_common import metrics
 from krousar_common.events import Envelope
+from krousar_common.logging import describe_error
 
 log = structlog.get_logger("krousar.outbox")
 CHANNEL = "krousar_outbox"
@@ -105,8 +107,10 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 published = await self.publish_batch()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox.publish_failed", error=str(exc))
+            except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The broker away, a topic not created yet, a delivery timed out: nothing was
+                # marked sent, the next round sends the rows again. The relay must never end here.
+                log.warning("outbox.publish_failed", error=describe_error(exc)[:500])
                 await asyncio.sleep(self.poll_seconds)
                 continue
             if published < BATCH:
