@@ -456,6 +456,7 @@ def load_model(model_id: str) -> ScoringModel:
     return model
 
 
+@lru_cache(maxsize=4096)  # model files do not change while the service runs; dates repeat
 def model_for_questionnaire(questionnaire: Questionnaire | str, on: date | None = None) -> ScoringModel:
     """The latest model for the questionnaire in force on ``on`` (any date when None)."""
     wanted = Questionnaire(questionnaire)

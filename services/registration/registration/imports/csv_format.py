@@ -117,6 +117,7 @@ class Layout:
 
     header: list[str]
     position: dict[str, int]
+    member_columns: list[tuple[str, int]]  # the member columns the file has, with their positions
 
     @classmethod
     def of(cls, header: list[str]) -> "Layout":
@@ -124,7 +125,7 @@ class Layout:
         absent = len(header)
         # A repeated column name: its last cell counts, as with csv.DictReader.
         position = dict.fromkeys(ALL_COLUMNS, absent) | {column: i for i, column in enumerate(header)}
-        return cls(header, position)
+        return cls(header, position, [(c, position[c]) for c in MEMBER_COLUMNS if position[c] != absent])
 
     def cells(self, row: list[str]) -> list[str]:
         """Stripped cells, missing trailing ones empty; cells beyond the header are ignored."""
@@ -266,11 +267,9 @@ def _boolean(text: str) -> bool:
 
 def _member(layout: Layout, cells: list[str]) -> dict[str, Any]:
     member: dict[str, Any] = {}
-    for column in MEMBER_COLUMNS:
-        text = cells[layout.position[column]]
-        if text == "":
-            continue
-        member[column] = clean_name(text) if column in NAME_COLUMNS else text
+    for column, at in layout.member_columns:
+        if text := cells[at]:
+            member[column] = clean_name(text) if column in NAME_COLUMNS else text
     return member  # pydantic parses the values and names the field of a bad one
 
 

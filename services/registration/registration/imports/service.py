@@ -114,7 +114,7 @@ async def import_round(
     lends the connections that ask about held national IDs and existing heads meanwhile."""
     result = ImportResult()
     await queries.compress_large_values_fast(conn)
-    villages = _villages(layout, households)
+    villages, cut = await asyncio.to_thread(_survey, layout, households, ctx.settings.import_batch_size)
     numbers = await CardNumbers.reserve(conn, villages)
     classifications = await queries.classifications_of(conn, set(villages))
     done = 0
@@ -123,15 +123,21 @@ async def import_round(
     async def prepare(batch: list[HouseholdRows]) -> tuple[_Batch, list[RowError]]:
         return await _prepare(layout, batch, registry, numbers, classifications, ctx)
 
-    cut = batches(layout, households, ctx.settings.import_batch_size)
-    async for (batch, errors), size in _prepared_one_ahead(cut, prepare):
+    async for (batch, errors), batch_size in _prepared_one_ahead(cut, prepare):
         await _copy(conn, batch)
         result.imported += [p.household["household_id"] for p in batch.plans]
         result.errors += errors
-        done += size
+        done += batch_size
         await progress(done, len(households))
     await numbers.give_back_unused(conn)
     return result
+
+
+def _survey(
+    layout: Layout, households: list[HouseholdRows], size: int
+) -> tuple[Counter[str], list[list[HouseholdRows]]]:
+    """What the whole file is needed for: the card numbers to reserve, and its batches."""
+    return _villages(layout, households), batches(layout, households, size)
 
 
 def _villages(layout: Layout, households: list[HouseholdRows]) -> Counter[str]:
