@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 import structlog
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 
 from krousar_common.auth import Principal
@@ -30,8 +30,8 @@ def _redis_key(request: Request, principal: Principal, key: str) -> str:
 
 
 async def idempotent(
-    request: Request, principal: Principal, handle: Callable[[], Awaitable[JSONResponse]]
-) -> JSONResponse:
+    request: Request, principal: Principal, handle: Callable[[], Awaitable[Response]]
+) -> Response:
     key = request.headers.get("idempotency-key")
     if not key:
         return await handle()

@@ -55,19 +55,25 @@ def expected_version(if_match: str | None) -> int:
         ) from exc
 
 
-def household_body(view: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    body = HouseholdRead.model_validate(view).model_dump(mode="json")
+def household_read(view: dict[str, Any], principal: Principal) -> HouseholdRead:
+    read = HouseholdRead.model_validate(view)
     if not principal.has_any(*HIV_READERS):  # legally sensitive: only roles that need it see it
-        for member in body["members"]:
-            member["lives_with_hiv"] = None
-    return body
+        for member in read.members:
+            member.lives_with_hiv = None
+    return read
 
 
-def household_response(view: dict[str, Any], principal: Principal, status: int = 200) -> JSONResponse:
+def household_body(view: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    return household_read(view, principal).model_dump(mode="json")
+
+
+def household_response(view: dict[str, Any], principal: Principal, status: int = 200) -> Response:
     headers = {"ETag": f'"{view["version"]}"'}
     if status == 201:
         headers["Location"] = f"/v1/households/{view['household_id']}"
-    return JSONResponse(household_body(view, principal), status_code=status, headers=headers)
+    # JSON written by pydantic directly: half the cost of a dict dump rendered by json.dumps.
+    body = household_read(view, principal).model_dump_json()
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 @router.post(
@@ -78,10 +84,10 @@ def household_response(view: dict[str, Any], principal: Principal, status: int =
 )
 async def register_household(
     body: HouseholdCreate, request: Request, runtime: RuntimeDep, principal: Writer
-) -> JSONResponse:
+) -> Response:
     """Register a household with its members and questionnaire answers: scored, levelled, carded."""
 
-    async def handle() -> JSONResponse:
+    async def handle() -> Response:
         async with runtime.transaction() as conn:
             view = await service.register_household(conn, body, context(request, principal))
         return household_response(view, principal, 201)
@@ -90,7 +96,7 @@ async def register_household(
 
 
 @router.get("/households/{household_id}", response_model=HouseholdRead)
-async def get_household(household_id: UUID, conn: Conn, principal: Reader) -> JSONResponse:
+async def get_household(household_id: UUID, conn: Conn, principal: Reader) -> Response:
     return household_response(await service.get_household_view(conn, household_id), principal)
 
 
@@ -136,7 +142,7 @@ async def household_history(household_id: UUID, conn: Conn, principal: Reader) -
 async def _change(
     request: Request, runtime: RuntimeDep, principal: Principal, household_id: UUID, apply: Any
 ) -> Response:
-    async def handle() -> JSONResponse:
+    async def handle() -> Response:
         async with runtime.transaction() as conn:
             await apply(conn, context(request, principal))
             view = await service.get_household_view(conn, household_id)
