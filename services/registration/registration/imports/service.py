@@ -136,7 +136,7 @@ async def import_round(
 def _survey(
     layout: Layout, households: list[HouseholdRows], size: int
 ) -> tuple[Counter[str], list[list[HouseholdRows]]]:
-    """What the whole file is needed for: the card numbers to reserve, and its batches."""
+    """What takes the whole file: the villages to reserve card numbers in, and the batches."""
     return _villages(layout, households), batches(layout, households, size)
 
 
