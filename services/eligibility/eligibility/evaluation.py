@@ -16,11 +16,9 @@ new month's payment with one UPDATE per programme; the cyclic garbage collector 
 batch's objects are made; a published decision embeds the stored snapshot's JSON as it is.
 """
 
-import gc
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -30,6 +28,7 @@ import asyncpg
 import orjson
 from krousar_common import outbox
 from krousar_common.benefits import ConditionEvent
+from krousar_common.collector import collector_paused
 from krousar_common.events import Envelope, envelope_of
 from krousar_common.events.eligibility import EligibilityDecided, Enrolment
 from krousar_common.programmes import ProgrammeVersion
@@ -165,20 +164,6 @@ async def load_facts(
             )
             for r in rows
         ]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """For code that makes objects by the hundred thousand and no reference cycle (reading and
-    deciding a batch): the cyclic collector would only scan them again and again, a fifth of a
-    national run's time. Never around an ``await``: other tasks' garbage is collected as usual."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --- deciding --------------------------------------------------------------------------------------
