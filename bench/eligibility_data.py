@@ -22,6 +22,7 @@ from eligibility import household, store
 from krousar_common.auth import Principal
 from registration import service, synthetic
 from registration.domain import cards
+from registration.imports import csv_format
 from registration.imports import service as imports
 from registration.snapshots import snapshot_data
 from topups import seed
@@ -123,7 +124,8 @@ def plan_chunk(job: tuple[int, str]) -> bytes:
     """Snapshots of one chunk, as registration's import plans them (card numbers from a range of
     sequence numbers per village that no other chunk uses)."""
     number, text = job
-    checked, errors = imports.parse_and_check(text, ACTOR)
+    layout, rows = csv_format.read_households(text)
+    checked, errors = imports.parse_and_check(layout, rows, ACTOR)
     if errors:
         raise ValueError(f"synthetic households rejected: {errors[:3]}")
     used: Counter[str] = Counter()
