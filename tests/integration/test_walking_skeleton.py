@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from factories import make_household
@@ -112,10 +113,7 @@ async def test_consumer_killed_mid_batch_loses_nothing(stack, registration, elig
     registry = await stack.connect("registration")
     projection = await stack.connect("eligibility")
     try:
-        event_ids = [
-            r["event_id"]
-            for r in await registry.fetch("SELECT event_id FROM outbox WHERE key = ANY($1)", ids)
-        ]
+        event_ids = await _published_event_ids(stack, registry, ids)
 
         async def applied() -> int:
             return await projection.fetchval(
@@ -141,3 +139,30 @@ async def test_consumer_killed_mid_batch_loses_nothing(stack, registration, elig
 
 async def _is(probe, expected: int) -> bool:
     return await probe() == expected
+
+
+async def _published_event_ids(
+    stack: TestStack, registry: asyncpg.Connection, keys: list[str]
+) -> list[uuid.UUID]:
+    """The ids of the events published with these keys: read from the topic, once the relay has
+    sent (and so deleted) every outbox row."""
+
+    async def outbox_empty() -> bool:
+        return await registry.fetchval("SELECT count(*) FROM outbox") == 0
+
+    await wait_for(outbox_empty, timeout=30, what="registration's outbox sent")
+    consumer = AIOKafkaConsumer(
+        stack.topic(topics.HOUSEHOLDS.name),
+        bootstrap_servers=stack.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        wanted, found = {k.encode() for k in keys}, []
+        while batch := await consumer.getmany(timeout_ms=1000):
+            records = [r for rs in batch.values() for r in rs]
+            found += [uuid.UUID(orjson.loads(r.value)["id"]) for r in records if r.key in wanted]
+        return list(dict.fromkeys(found))  # a row sent again by a relay cut short is one event
+    finally:
+        await consumer.stop()
