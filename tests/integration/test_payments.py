@@ -410,17 +410,24 @@ async def _caught_up(stack: TestStack, topic: str, group: str) -> bool:
 
 
 async def _status_messages(stack: TestStack, run_id: str) -> list[ConsumerRecord]:
+    return [r for r, _ in await _run_records(stack, topics.STATUSES, run_id)]
+
+
+async def _run_records(
+    stack: TestStack, topic: topics.Topic, run_id: str
+) -> list[tuple[ConsumerRecord, dict[str, Any]]]:
+    """The messages on ``topic`` of events of one run, with their envelopes."""
     consumer = AIOKafkaConsumer(
-        stack.topic(topics.STATUSES.name),
+        stack.topic(topic.name),
         bootstrap_servers=stack.kafka_bootstrap,
         auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
-        found: list[ConsumerRecord] = []
+        found: list[tuple[ConsumerRecord, dict[str, Any]]] = []
         while batch := await consumer.getmany(timeout_ms=1000):
-            records = [r for rs in batch.values() for r in rs]
-            found += [r for r in records if orjson.loads(r.value)["data"]["run_id"] == run_id]
+            envelopes = [(r, orjson.loads(r.value)) for rs in batch.values() for r in rs]
+            found += [(r, e) for r, e in envelopes if e["data"]["run_id"] == run_id]
         return found
     finally:
         await consumer.stop()
@@ -503,15 +510,6 @@ async def test_killed_while_instructing_each_household_is_instructed_exactly_onc
 
         assert progress["total"] == count
         assert 0 < instructed_at_kill < count, "the kill came too late to test anything"
-        per_payment = await db.fetch(
-            "SELECT payload FROM outbox WHERE event_type = 'krousar.PaymentInstructed'"
-        )
-        instructions = Counter(
-            data["payment_id"]
-            for row in per_payment
-            if (data := orjson.loads(row["payload"])["data"])["run_id"] == run_id
-        )
-        assert len(instructions) == count and set(instructions.values()) == {1}
         assert (
             await db.fetchval(
                 "SELECT count(*) FROM line_states WHERE run_id = $1 AND instruction_id IS NULL",
@@ -522,6 +520,13 @@ async def test_killed_while_instructing_each_household_is_instructed_exactly_onc
     finally:
         await db.close()
     await wait_state(payments, run_id, "RECONCILED", timeout=90)
+    # Reconciled: every instruction reached the PSP. One event per payment on the topic (a batch
+    # the relay sent again after the kill repeats its events, with the same ids).
+    on_topic = await _run_records(stack, topics.INSTRUCTIONS, run_id)
+    instructions = Counter(
+        payment for payment, _ in {(e["data"]["payment_id"], e["id"]) for _, e in on_topic}
+    )
+    assert len(instructions) == count and set(instructions.values()) == {1}
     psp = await stack.connect("psp_simulator")
     try:
         row = await psp.fetchrow(
