@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Apache Kafka in KRaft mode from the Maven Central jars (see deploy/local/kafka/pom.xml).
 #   kafka.sh start|stop|status      KAFKA_NODES=1 (default) or 3 for a local three-broker cluster.
+#   kafka.sh stop-all               every broker of every set started here (any NODES and BASE port).
 # Node i listens on BASE+2(i-1) (broker) and the next port (controller). BASE is 9092 for the
 # single broker and 19092 for the cluster, so both can run at once; data in .local/kafka-<id>/.
 source "$(dirname "$0")/lib.sh"
@@ -84,11 +85,15 @@ case "${1:-start}" in
     "$VENV/bin/python" -m krousar_common.cli kafka-wait --bootstrap "$(bootstrap_servers)" --brokers "$NODES" ;;
   stop)
     for i in $(seq "$NODES"); do stop_pid "kafka-$ID-node$i" 60; done ;;
+  stop-all)  # e.g. a chaos test's own broker left running by an interrupted test run
+    for pidfile in "$RUN"/kafka-*-node*.pid; do
+      if [[ -e "$pidfile" ]]; then stop_pid "$(basename "$pidfile" .pid)" 60; fi
+    done ;;
   stop-node)
     stop_pid "kafka-$ID-node$2" 60 ;;
   start-node)
     start_node "$2"; wait_port 127.0.0.1 "$(broker_port "$2")" 90 "kafka node $2" ;;
   status)
     for i in $(seq "$NODES"); do is_running "kafka-$ID-node$i" && echo "kafka node $i up" || echo "kafka node $i down"; done ;;
-  *) die "usage: kafka.sh start|stop|status|start-node N|stop-node N" ;;
+  *) die "usage: kafka.sh start|stop|stop-all|status|start-node N|stop-node N" ;;
 esac

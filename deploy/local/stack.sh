@@ -29,8 +29,7 @@ urls() {
 down() {
   "$HERE/services.sh" stop
   [[ -x "$HERE/prometheus.sh" ]] && "$HERE/prometheus.sh" stop || true
-  KAFKA_NODES=3 "$HERE/kafka.sh" stop
-  "$HERE/kafka.sh" stop
+  "$HERE/kafka.sh" stop-all
   "$HERE/redis.sh" stop
   "$HERE/postgres.sh" stop
 }

@@ -1,10 +1,12 @@
 """docker-compose.yml, the Postgres init script, the Prometheus scrape configs and the Grafana
-provisioning agree with krousar_common.ports and krousar_common.topics. Pure file checks: no
-Docker engine needed."""
+provisioning agree with krousar_common.ports and krousar_common.topics, and with the local stack
+(the databases of deploy/local/postgres.sh, the Kafka version of deploy/local/kafka/pom.xml).
+Pure file checks: no Docker engine needed."""
 
 import json
 import re
 import shlex
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,25 @@ SHARED_ENV = {
     "KROUSAR_PG_URL": f"postgresql://postgres:postgres@postgres:{ports.POSTGRES_PORT}",
     "KROUSAR_REDIS_URL": f"redis://redis:{ports.REDIS_PORT}/0",
 }
+
+
+def local_databases() -> list[str]:
+    """The databases deploy/local/postgres.sh creates: its ``DATABASES=(...)`` array."""
+    script = (ROOT / "deploy/local/postgres.sh").read_text()
+    (names,) = re.findall(r"^DATABASES=\(([^)]*)\)", script, flags=re.MULTILINE)
+    return names.split()
+
+
+def local_kafka_version() -> str:
+    """The Kafka broker version the local stack fetches (deploy/local/kafka/pom.xml)."""
+    pom = ET.parse(ROOT / "deploy/local/kafka/pom.xml")
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    (version,) = [
+        d.findtext("m:version", namespaces=ns)
+        for d in pom.getroot().iterfind("m:dependencies/m:dependency", ns)
+        if d.findtext("m:artifactId", namespaces=ns) == "kafka_2.13"
+    ]
+    return version
 
 
 def published(service: dict[str, Any]) -> dict[int, int]:
@@ -133,7 +154,7 @@ def test_infrastructure_is_published_on_its_port(name: str, port: int) -> None:
 def test_kafka_is_a_kraft_broker_reachable_from_services_and_host() -> None:
     kafka = SERVICES["kafka"]
     env = environment(kafka)
-    assert kafka["image"].startswith("apache/kafka:4.1.")
+    assert kafka["image"] == f"apache/kafka:{local_kafka_version()}"
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     listen = {name: int(port) for name, port in re.findall(r"(\w+)://[^:,]*:(\d+)", env["KAFKA_LISTENERS"])}
@@ -164,7 +185,7 @@ def test_topics_service_creates_every_topic_before_the_services_start() -> None:
     assert topics_service.get("restart", "no") == "no"
 
 
-def test_postgres_init_creates_exactly_the_service_databases() -> None:
+def test_postgres_init_creates_exactly_the_local_stacks_databases() -> None:
     postgres = SERVICES["postgres"]
     assert str(postgres["image"]).split(":")[1].startswith("15")
     init = {
@@ -176,7 +197,7 @@ def test_postgres_init_creates_exactly_the_service_databases() -> None:
     sql = (ROOT / "deploy/docker/postgres-init.sql").read_text()
     sql = re.sub(r"--[^\n]*", "", sql)
     created = re.findall(r'CREATE\s+DATABASE\s+"?(\w+)"?', sql, flags=re.IGNORECASE)
-    assert sorted(created) == sorted(ports.DATABASES)
+    assert sorted(created) == sorted(local_databases())
     assert environment(postgres)["POSTGRES_PASSWORD"] in SHARED_ENV["KROUSAR_PG_URL"]
 
 

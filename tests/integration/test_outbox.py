@@ -260,10 +260,12 @@ class OwnBroker:
 @pytest.fixture
 async def own_broker() -> AsyncIterator[OwnBroker]:
     broker = OwnBroker()
-    await asyncio.to_thread(broker.run, "start")
-    yield broker
-    await asyncio.to_thread(broker.run, "stop")
-    broker.remove_data()
+    try:  # a start that fails half-way leaves a pid file: stopped all the same
+        await asyncio.to_thread(broker.run, "start")
+        yield broker
+    finally:
+        await asyncio.to_thread(broker.run, "stop")
+        broker.remove_data()
 
 
 async def test_rows_are_marked_sent_only_once_the_broker_acknowledged(
