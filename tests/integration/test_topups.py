@@ -4,6 +4,7 @@ import copy
 import uuid
 from typing import Any
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -105,9 +106,11 @@ async def test_flood_and_inflation_are_definable_exactly_as_written(stack, topup
             stored = (await client.get(f"/v1/programmes/{body['code']}", headers=VIEWER)).json()
         assert stored["versions"][-1]["definition"] == {**body, "status": "ACTIVE"}
 
-    (event,) = await wait_for(lambda: published(stack, key="INFLATION_2022"), what="INFLATION published")
+    async def inflation_in_force() -> list[dict[str, Any]]:
+        return [e for e in await published(stack, key="INFLATION_2022") if status_of(e) == (1, "ACTIVE")]
+
+    (event,) = await wait_for(inflation_in_force, what="INFLATION published ACTIVE")
     programme = event["data"]["programme"]
-    assert programme["status"] == "ACTIVE"
     assert programme["target"]["exclusions"] == [
         {"programme_code": "FLOOD_2022", "paid_in": ["2022-12"], "applies_to": ["2022-12-10"]}
     ]
@@ -183,16 +186,104 @@ async def test_lifecycle_draft_active_new_version_closed(stack, topups) -> None:
         (2, "CLOSED", None),
     ]
 
-    async def three_events() -> list[dict[str, Any]]:
-        events = await published(stack, key=code)
-        return events if len(events) >= 3 else []
-
-    events = await wait_for(three_events, what=f"{code} published three times")
-    assert [(e["data"]["programme"]["version"], e["data"]["programme"]["status"]) for e in events] == [
+    events = await wait_for(lambda: published_times(stack, code, 8), what=f"{code} published eight times")
+    # Every write publishes the versions it wrote, as stored; a superseded one after its successor.
+    assert [status_of(e) for e in events] == [
+        (1, "DRAFT"),
+        (1, "DRAFT"),
         (1, "ACTIVE"),
+        (2, "DRAFT"),
+        (2, "DRAFT"),
         (2, "ACTIVE"),
+        (1, "CLOSED"),
         (2, "CLOSED"),
     ]
+    assert events[1]["data"]["programme"]["title"] == "Earthquake top-up (edited draft)"
+    assert events[4]["data"]["programme"]["rate_tables"][0]["rates"]["RURAL"]["POOR_1"]["base"] == 120_000
+
+
+def status_of(event: dict[str, Any]) -> tuple[int, str]:
+    programme = event["data"]["programme"]
+    return programme["version"], programme["status"]
+
+
+async def published_times(stack: TestStack, code: str, times: int) -> list[dict[str, Any]]:
+    events = await published(stack, key=code)
+    return events if len(events) >= times else []
+
+
+async def test_drafts_are_published_but_neither_decided_nor_paid(
+    stack, topups, eligibility, payments
+) -> None:
+    code = unique("STORM")
+    body = make_topup(code, payment_dates=["2027-01-10"], provinces=["12"])
+    decisions, catalogue = await stack.connect("eligibility"), await stack.connect("payments")
+    try:
+        assert (await post(topups, "/v1/topups", body)).status_code == 201
+        await wait_for(lambda: _versions(catalogue, code, [(1, "DRAFT")]), what="payments to hold the DRAFT")
+        async with payments.client() as client:
+            run = await client.post(
+                "/v1/runs",
+                json={"programme_code": code, "payment_date": "2027-01-10"},
+                headers=bearer("operator-1", "payment_operator"),
+            )
+        assert run.status_code == 422, run.text
+        assert "no ACTIVE version (v1 DRAFT)" in run.json()["detail"]
+        await wait_for(
+            lambda: _consumed_by_eligibility(stack, decisions, code, 1), what="eligibility past it"
+        )
+        assert await _held_by_eligibility(decisions, code) is None
+
+        assert (await post(topups, f"/v1/topups/{code}/activate")).status_code == 200
+        assert (await post(topups, f"/v1/topups/{code}/versions")).status_code == 200
+        async with topups.client() as client:
+            edited = await client.put(
+                f"/v1/topups/{code}", json={**body, "title": "v2 draft"}, headers=MANAGER
+            )
+        assert edited.status_code == 200, edited.text
+        await wait_for(
+            lambda: _consumed_by_eligibility(stack, decisions, code, 4), what="eligibility past the v2 DRAFT"
+        )
+        in_force = await _held_by_eligibility(decisions, code)
+        assert (in_force["version"], in_force["status"], in_force["title"]) == (1, "ACTIVE", body["title"])
+        expected = [(1, "ACTIVE"), (2, "DRAFT")]
+        await wait_for(lambda: _versions(catalogue, code, expected), what="payments to hold both versions")
+
+        assert (await post(topups, f"/v1/topups/{code}/close")).status_code == 200
+        await wait_for(
+            lambda: _consumed_by_eligibility(stack, decisions, code, 6), what="eligibility past the close"
+        )
+        closed = await _held_by_eligibility(decisions, code)
+        assert (closed["version"], closed["status"]) == (1, "CLOSED")  # the dropped v2 never took its place
+        expected = [(1, "CLOSED"), (2, "CLOSED")]
+        await wait_for(lambda: _versions(catalogue, code, expected), what="payments to hold both closed")
+    finally:
+        await decisions.close()
+        await catalogue.close()
+
+
+async def _versions(payments_db: asyncpg.Connection, code: str, expected: list[tuple[int, str]]) -> bool:
+    rows = await payments_db.fetch(
+        "SELECT version, status FROM programme_versions WHERE code = $1 ORDER BY version", code
+    )
+    return [(r["version"], r["status"]) for r in rows] == expected
+
+
+async def _consumed_by_eligibility(
+    stack: TestStack, eligibility_db: asyncpg.Connection, code: str, count: int
+) -> bool:
+    """Eligibility has taken in (its inbox holds) the first ``count`` events of ``code``."""
+    events = (await published(stack, key=code))[:count]
+    if len(events) < count:
+        return False
+    ids = [uuid.UUID(e["id"]) for e in events]
+    return await eligibility_db.fetchval("SELECT count(*) FROM inbox WHERE event_id = ANY($1)", ids) == count
+
+
+async def _held_by_eligibility(eligibility_db: asyncpg.Connection, code: str) -> asyncpg.Record | None:
+    return await eligibility_db.fetchrow(
+        "SELECT version, status, definition->>'title' AS title FROM programmes WHERE code = $1", code
+    )
 
 
 async def test_idempotency_key_replays_the_first_answer(topups) -> None:

@@ -11,6 +11,7 @@ from krousar_common.events.households import HouseholdEvent
 from krousar_common.events.payments import PaymentInstructed, PaymentStatus, PaymentStatusReported
 from krousar_common.events.programmes import ProgrammeVersionPublished
 from krousar_common.kafka import ConsumerSpec
+from krousar_common.programmes import ProgrammeStatus
 from krousar_common.settings import ServiceSettings
 from pydantic import BaseModel
 
@@ -23,7 +24,9 @@ async def on_household_event(conn: asyncpg.Connection, envelope: Envelope, event
 
 
 async def on_programme_published(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
-    if isinstance(event, ProgrammeVersionPublished) and await store.upsert_programme(conn, event.programme):
+    if not isinstance(event, ProgrammeVersionPublished) or event.programme.status is ProgrammeStatus.DRAFT:
+        return  # a DRAFT is not in force: no household is decided on it
+    if await store.upsert_programme(conn, event.programme):
         programme = event.programme
         reason = f"{programme.code} v{programme.version} {programme.status}"
         await jobs.request_run(conn, programmes=[programme.code], reason=reason, by="system:programmes")

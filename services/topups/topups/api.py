@@ -116,7 +116,7 @@ def _transition_route(path: str, use_case: Callable[..., Awaitable[int]], summar
 
 _transition_route("activate", service.activate, "Activate the DRAFT: rates frozen, version published")
 _transition_route("versions", service.start_new_version, "Start a new DRAFT version from the ACTIVE one")
-_transition_route("close", service.close, "Close the top-up (its ACTIVE version is published as CLOSED)")
+_transition_route("close", service.close, "Close the top-up: the ACTIVE version and any DRAFT")
 
 
 @router.get("/programmes", response_model=list[ProgrammeSummary])

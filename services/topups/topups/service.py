@@ -1,5 +1,7 @@
 """Use cases of the programme catalogue. Each runs inside the caller's transaction, writes its rows
-and, when a version comes into or goes out of force, its ``ProgrammeVersionPublished`` (outbox)."""
+and publishes every version it wrote, as stored (``ProgrammeVersionPublished``, outbox): DRAFTs
+too, so consumers see every version; only an ACTIVE version is in force, and consumers decide and
+pay on nothing else."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +31,14 @@ class Context:
     settings: Settings
 
 
-async def publish(conn: asyncpg.Connection, ctx: Context, programme: ProgrammeVersion) -> None:
+async def publish(conn: asyncpg.Connection, ctx: Context, code: str, *versions: int) -> None:
+    """Publish these versions of ``code`` as the catalogue now holds them, in this order."""
+    for version in versions:
+        row = await store.get_version(conn, code, version)
+        await _publish_one(conn, ctx, store.programme_of(row))
+
+
+async def _publish_one(conn: asyncpg.Connection, ctx: Context, programme: ProgrammeVersion) -> None:
     event = ProgrammeVersionPublished(programme=programme)
     envelope = make_envelope(
         event, source="krousar/topups", subject=programme.code, correlation_id=ctx.correlation_id
@@ -65,12 +74,14 @@ async def _seed_one(conn: asyncpg.Connection, programme: ProgrammeVersion, ctx: 
     if active is not None and active["version"] > programme.version:
         superseded = programme.model_copy(update={"status": ProgrammeStatus.CLOSED})
         await store.insert_version(conn, superseded, origin="SEED", actor=SEED_ACTOR)
+        await publish(conn, ctx, programme.code, programme.version)
         return True
-    if active is not None and programme.status is ProgrammeStatus.ACTIVE:
+    supersedes = active is not None and programme.status is ProgrammeStatus.ACTIVE
+    if supersedes:
         await store.set_closed(conn, programme.code, active["version"], SEED_ACTOR, programme.version)
     await store.insert_version(conn, programme, origin="SEED", actor=SEED_ACTOR)
-    if programme.status is not ProgrammeStatus.DRAFT:
-        await publish(conn, ctx, programme)
+    superseded_versions = [active["version"]] if supersedes else []
+    await publish(conn, ctx, programme.code, programme.version, *superseded_versions)
     return True
 
 
@@ -113,6 +124,7 @@ async def create_topup(conn: asyncpg.Connection, body: ProgrammeVersion, ctx: Co
     _raise_if_invalid(check_topup(body, await _topup_catalogue(conn)))
     draft = body.model_copy(update={"version": 1, "status": ProgrammeStatus.DRAFT})
     await store.insert_version(conn, draft, origin="API", actor=ctx.actor.user_id)
+    await publish(conn, ctx, body.code, 1)
     log.info("topup.created", code=body.code)
     return body.code, 1
 
@@ -127,12 +139,13 @@ async def update_draft(conn: asyncpg.Connection, code: str, body: ProgrammeVersi
     _raise_if_invalid(check_topup(body, await _topup_catalogue(conn)))
     edited = body.model_copy(update={"version": draft["version"], "status": ProgrammeStatus.DRAFT})
     await store.update_definition(conn, code, draft["version"], edited, ctx.actor.user_id)
+    await publish(conn, ctx, code, draft["version"])
     return draft["version"]
 
 
 async def activate(conn: asyncpg.Connection, code: str, ctx: Context) -> int:
     """Put the DRAFT in force (its rates are frozen from now on) and publish it; a version in force
-    before it is superseded."""
+    before it is superseded, and published CLOSED after it, so consumers always hold one in force."""
     await store.lock_catalogue(conn)
     rows = await _versions_of_topup(conn, code)
     draft = _with_status(rows, ProgrammeStatus.DRAFT)
@@ -146,7 +159,8 @@ async def activate(conn: asyncpg.Connection, code: str, ctx: Context) -> int:
             conn, code, active["version"], ctx.actor.user_id, superseded_by=draft["version"]
         )
     await store.set_active(conn, code, draft["version"], ctx.actor.user_id)
-    await publish(conn, ctx, programme.model_copy(update={"status": ProgrammeStatus.ACTIVE}))
+    superseded = [active["version"]] if active is not None else []
+    await publish(conn, ctx, code, draft["version"], *superseded)
     return draft["version"]
 
 
@@ -163,11 +177,12 @@ async def start_new_version(conn: asyncpg.Connection, code: str, ctx: Context) -
     update = {"version": version, "status": ProgrammeStatus.DRAFT}
     draft = store.programme_of(active).model_copy(update=update)
     await store.insert_version(conn, draft, origin="API", actor=ctx.actor.user_id)
+    await publish(conn, ctx, code, version)
     return version
 
 
 async def close(conn: asyncpg.Connection, code: str, ctx: Context) -> int:
-    """Close the top-up: its version in force is CLOSED and published; a pending DRAFT is dropped."""
+    """Close the top-up: its version in force and a pending DRAFT are CLOSED and published."""
     await store.lock_catalogue(conn)
     rows = await _versions_of_topup(conn, code)
     active = _with_status(rows, ProgrammeStatus.ACTIVE)
@@ -177,8 +192,8 @@ async def close(conn: asyncpg.Connection, code: str, ctx: Context) -> int:
     if draft is not None:
         await store.set_closed(conn, code, draft["version"], ctx.actor.user_id)
     await store.set_closed(conn, code, active["version"], ctx.actor.user_id)
-    closed = store.programme_of(active).model_copy(update={"status": ProgrammeStatus.CLOSED})
-    await publish(conn, ctx, closed)
+    dropped = [draft["version"]] if draft is not None else []
+    await publish(conn, ctx, code, active["version"], *dropped)
     return active["version"]
 
 

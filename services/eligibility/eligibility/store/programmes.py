@@ -9,12 +9,14 @@ from krousar_common.programmes import ProgrammeVersion
 
 
 async def upsert_programme(conn: asyncpg.Connection, programme: ProgrammeVersion) -> bool:
-    """Keep the latest version; at the same version only ACTIVE → CLOSED moves forward."""
+    """Keep the version in force: a later version takes its place once ACTIVE (a later one closed
+    before it ever was, such as a dropped DRAFT, never); at the same version only ACTIVE → CLOSED."""
     applied = await conn.fetchval(
         "INSERT INTO programmes (code, version, kind, status, definition) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (code) DO UPDATE SET version = EXCLUDED.version, kind = EXCLUDED.kind,"
         " status = EXCLUDED.status, definition = EXCLUDED.definition, received_at = now()"
-        " WHERE programmes.version < EXCLUDED.version OR (programmes.version = EXCLUDED.version"
+        " WHERE (programmes.version < EXCLUDED.version AND EXCLUDED.status = 'ACTIVE')"
+        " OR (programmes.version = EXCLUDED.version"
         "  AND programmes.status = 'ACTIVE' AND EXCLUDED.status = 'CLOSED') RETURNING true",
         programme.code,
         programme.version,
