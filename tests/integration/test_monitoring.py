@@ -339,8 +339,8 @@ async def paid_households(stack: TestStack, code: str, key: str) -> dict[str, in
     conn = await stack.connect("payments")
     try:
         rows = await conn.fetch(
-            "SELECT province_code, count(DISTINCT household_id) FROM payment_lines"
-            " WHERE programme_code = $1 AND period = $2 AND status = 'PAID' GROUP BY 1",
+            "SELECT province_code, count(DISTINCT household_id) FROM line_states"
+            " WHERE programme_code = $1 AND period = $2 AND state = 'PAID' GROUP BY 1",
             code,
             key,
         )
@@ -551,8 +551,8 @@ async def test_riel_paid_by_province_stays_after_reconciliation(own_stack, prome
         rows = await stack_rows(
             own_stack,
             "payments",
-            "SELECT province_code, sum(amount_riel) FROM payment_lines"
-            " WHERE programme_code = $1 AND period = $2 AND status = 'PAID' GROUP BY 1",
+            "SELECT province_code, sum(amount_riel) FROM line_states"
+            " WHERE programme_code = $1 AND period = $2 AND state = 'PAID' GROUP BY 1",
             code,
             period,
         )
@@ -572,7 +572,7 @@ async def test_riel_paid_by_province_stays_after_reconciliation(own_stack, prome
         rows = await stack_rows(
             own_stack,
             "payments",
-            "SELECT status, count(*) FROM payment_lines WHERE programme_code = $1 GROUP BY 1",
+            "SELECT state, count(*) FROM line_states WHERE programme_code = $1 GROUP BY 1",
             code,
         )
         return dict(rows)

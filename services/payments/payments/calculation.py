@@ -123,6 +123,7 @@ async def _calculate(runtime: Runtime, run: RunSpec, version: int) -> None:
         programme = await service.load_programme(conn, run.programme_code, version)
         history = await load_history(conn, programme, run.period)
         totals = await _calculate_batches(runtime, conn, run, programme, history)
+        await store.add_tallies(conn, run.run_id, "CALCULATED", totals.by_province())
         await service.move(
             conn,
             run.run_id,

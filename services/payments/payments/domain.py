@@ -245,7 +245,7 @@ class Totals:
     households: Counter[GroupKey] = field(default_factory=Counter)
     amount: Counter[GroupKey] = field(default_factory=Counter)
     left_out: Counter[str] = field(default_factory=Counter)
-    lines: int = 0
+    province_lines: Counter[str] = field(default_factory=Counter)
 
     def add(self, planned: Planned) -> None:
         key = (
@@ -255,13 +255,13 @@ class Totals:
         )
         self.households[key] += 1
         self.amount[key] += planned.amount_riel
-        self.lines += len(planned.lines)
+        self.province_lines[key[0]] += len(planned.lines)
 
     def merge(self, other: "Totals") -> None:
         self.households.update(other.households)
         self.amount.update(other.amount)
         self.left_out.update(other.left_out)
-        self.lines += other.lines
+        self.province_lines.update(other.province_lines)
 
     def rows(self) -> list[dict[str, Any]]:
         return [self._row(key) for key in sorted(self.households)]
@@ -275,6 +275,17 @@ class Totals:
             "households": self.households[key],
             "amount_riel": self.amount[key],
         }
+
+    def by_province(self) -> dict[str, tuple[int, int]]:
+        """(lines, riel) by province."""
+        riel: Counter[str] = Counter()
+        for (province, _, _), amount in self.amount.items():
+            riel[province] += amount
+        return {province: (lines, riel[province]) for province, lines in self.province_lines.items()}
+
+    @property
+    def lines(self) -> int:
+        return sum(self.province_lines.values())
 
     @property
     def total_households(self) -> int:

@@ -41,9 +41,7 @@ async def on_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseMod
     contradicting one is logged and ignored (the first word stands, the amounts never double)."""
     if not isinstance(event, PaymentStatusReported):
         return
-    if await store.apply_status(
-        conn, event.payment_id, status=event.status, reason=event.reason, at=event.reported_at
-    ):
+    if await store.apply_statuses(conn, [event]):
         metrics.STATUSES.labels(event.status, "applied").inc()
         return
     current = await store.get_line_status(conn, event.payment_id)
@@ -60,7 +58,7 @@ async def on_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseMod
 
 async def on_statuses(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
     """``on_status`` for a batch (a national run's statuses come 700,000 at a time): the first
-    status of each line in one UPDATE, then every status that applied nothing is told apart as
+    status of each line in one statement, then every status that applied nothing is told apart as
     ``on_status`` does. A status for an unknown payment makes the batch fall back to ``on_status``,
     which dead-letters it alone."""
     first: dict[UUID, PaymentStatusReported] = {}

@@ -65,6 +65,7 @@ async def reconcile_runs(runtime: Runtime) -> None:
         try:
             async with runtime.transaction() as conn:
                 await service.move(conn, run_id, RunState.INSTRUCTED, RunState.RECONCILED, ctx)
+                await store.compact_tallies(conn, run_id)
             log.info("run.reconciled", run_id=str(run_id))
         except WrongState:
             pass  # another replica got there first

@@ -87,18 +87,16 @@ FROM runs GROUP BY 1, 2
 INSTRUCTED_RUNS_SQL = (
     "SELECT programme_code, available_from, claim_until, instructed_at FROM runs WHERE state = 'INSTRUCTED'"
 )
+# Lines by state come from line_tallies (kept as the lines change), not from counting lines: a
+# national payment is 700,000 of them.
 OPEN_LINES_SQL = """
-SELECT l.programme_code, l.province_code, l.state, count(*), sum(l.amount_riel)
-FROM line_states l JOIN runs r USING (run_id)
+SELECT r.programme_code, t.province_code, t.state, sum(t.lines), sum(t.amount_riel)
+FROM line_tallies t JOIN runs r USING (run_id)
 WHERE r.state IN ('CALCULATED', 'APPROVED', 'INSTRUCTED')
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3 HAVING sum(t.lines) <> 0
 """
 PROGRAMMES_SQL = "SELECT DISTINCT code FROM programme_versions"
-# The two latest periods of each programme's runs, counted per run from the payment_lines_by_period
-# index alone (a national payment is 700,000 lines; the instructions table is not joined). A line
-# still CALCULATED in a run past instruction was instructed; in a run being instructed (APPROVED)
-# lines count as CALCULATED until the run is INSTRUCTED (krousar_payments_open_run_lines tells them
-# apart line by line).
+# The two latest periods of each programme's runs, every run of them counted.
 PERIOD_LINES_SQL = """
 WITH periods AS (
     SELECT programme_code, period
@@ -107,18 +105,9 @@ WITH periods AS (
           FROM runs WHERE state <> 'CANCELLED' GROUP BY 1, 2) ranked
     WHERE recency <= 2
 )
-SELECT p.programme_code, p.period, l.province_code,
-       CASE WHEN l.status = 'CALCULATED' AND r.state IN ('INSTRUCTED', 'RECONCILED') THEN 'INSTRUCTED'
-            ELSE l.status END,
-       sum(l.lines), sum(l.riel)
-FROM periods p
-CROSS JOIN LATERAL (
-    SELECT run_id, province_code, status, count(*) AS lines, sum(amount_riel) AS riel
-    FROM payment_lines WHERE programme_code = p.programme_code AND period = p.period
-    GROUP BY 1, 2, 3
-) l
-JOIN runs r USING (run_id)
-GROUP BY 1, 2, 3, 4
+SELECT r.programme_code, r.period, t.province_code, t.state, sum(t.lines), sum(t.amount_riel)
+FROM periods p JOIN runs r USING (programme_code, period) JOIN line_tallies t USING (run_id)
+GROUP BY 1, 2, 3, 4 HAVING sum(t.lines) <> 0
 """
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from krousar_common import household_facts
+from krousar_common import household_facts, outbox
 from krousar_common.events.eligibility import EligibilityDecided
 from krousar_common.events.payments import PaymentStatusReported
 from krousar_common.programmes import ProgrammeVersion
@@ -263,20 +263,36 @@ async def move_run(
     )
 
 
-async def cancel_lines(conn: asyncpg.Connection, run_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE payment_lines SET status = 'CANCELLED', status_at = now()"
-        " WHERE run_id = $1 AND status = 'CALCULATED'",
-        run_id,
-    )
-
-
 async def try_transaction_lock(conn: asyncpg.Connection, name: str) -> bool:
     """A PostgreSQL advisory lock held until the transaction ends; False when someone holds it."""
     return await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", name)
 
 
 # --- payment lines ---------------------------------------------------------------------------------
+
+
+def _tally_move(lines: str, *, run: str, old: str, new: str) -> str:
+    """A CTE moving the rows of ``lines`` (with province_code, amount_riel) from state ``old`` to
+    ``new`` in line_tallies (``run``, ``old``, ``new``: SQL expressions)."""
+    return f"""tallied AS (
+    INSERT INTO line_tallies (run_id, province_code, state, lines, amount_riel)
+    SELECT {run}, province_code, move.state, sum(move.sign), sum(move.sign * amount_riel)
+    FROM {lines}, LATERAL (VALUES ({old}, -1), ({new}, 1)) AS move(state, sign)
+    GROUP BY 1, 2, 3
+)"""
+
+
+_CANCEL_LINES = f"""
+WITH cancelled AS (
+    UPDATE payment_lines SET status = 'CANCELLED' WHERE run_id = $1 AND status = 'CALCULATED'
+    RETURNING province_code, amount_riel
+), {_tally_move("cancelled", run="$1::uuid", old="'CALCULATED'", new="'CANCELLED'")}
+SELECT count(*) FROM cancelled
+"""
+
+
+async def cancel_lines(conn: asyncpg.Connection, run_id: UUID) -> None:
+    await conn.execute(_CANCEL_LINES, run_id)
 
 
 async def copy_lines(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -289,20 +305,25 @@ async def copy_left_out(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -
         await conn.copy_records_to_table("left_out", records=rows, columns=LEFT_OUT_COLUMNS)
 
 
+# A (programme, period)'s lines are read run by run (runs_by_programme, then payment_lines_by_run).
+
+
 async def lines_of_period(conn: asyncpg.Connection, programme_code: str, period: str) -> list[asyncpg.Record]:
     """Every earlier line of this (programme, period), any status: what a new run must respect."""
     return await conn.fetch(
-        "SELECT household_id, component, state FROM line_states WHERE programme_code = $1 AND period = $2",
+        "SELECT l.household_id, l.component, l.state FROM runs r JOIN line_states l USING (run_id)"
+        " WHERE r.programme_code = $1 AND r.period = $2",
         programme_code,
         period,
     )
 
 
 async def periods_paid(conn: asyncpg.Connection, programme_code: str) -> list[str]:
+    """The periods of the programme that have lines (a run writes its lines entirely or not at all)."""
     return [
         r["period"]
         for r in await conn.fetch(
-            "SELECT DISTINCT period FROM payment_lines WHERE programme_code = $1", programme_code
+            "SELECT DISTINCT period FROM runs WHERE programme_code = $1 AND lines > 0", programme_code
         )
     ]
 
@@ -311,8 +332,8 @@ async def households_paid(
     conn: asyncpg.Connection, programme_code: str, periods: list[str], statuses: Sequence[str]
 ) -> list[UUID]:
     rows = await conn.fetch(
-        "SELECT DISTINCT household_id FROM line_states"
-        " WHERE programme_code = $1 AND period = ANY($2::text[]) AND state = ANY($3::text[])",
+        "SELECT DISTINCT l.household_id FROM runs r JOIN line_states l USING (run_id)"
+        " WHERE r.programme_code = $1 AND r.period = ANY($2::text[]) AND l.state = ANY($3::text[])",
         programme_code,
         periods,
         list(statuses),
@@ -328,13 +349,14 @@ async def count_instructed(conn: asyncpg.Connection, run_id: UUID) -> int:
 
 
 # The next lines after the last one instructed (instructions are made in payment id order) become
-# PaymentInstructed envelopes in the outbox and rows of instructions, in one statement: PostgreSQL
-# builds the JSON (the envelope of instruction.py's contract, checked on a sample of every batch)
-# from the rows it reads, so 700,000 lines never travel to Python and back. The outbox ids follow
-# the payment ids, so the relay publishes them in that order.
-_INSTRUCT = """
+# PaymentInstructed envelopes in the outbox and rows of instructions, in one statement, so 700,000
+# lines never travel to Python and back. PostgreSQL writes each envelope (instruction.py's
+# contract, checked on a sample of every batch) around the parts every line of the run shares
+# ($5, $6: outbox.json_members). The outbox ids follow the payment ids, so the relay publishes
+# them in that order.
+_INSTRUCT = f"""
 WITH next AS (
-    SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account
+    SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account, province_code
     FROM payment_lines
     WHERE run_id = $1 AND status = 'CALCULATED' AND payment_id > coalesce(
         (SELECT payment_id FROM instructions WHERE run_id = $1 ORDER BY payment_id DESC LIMIT 1), $3)
@@ -343,23 +365,19 @@ WITH next AS (
     SELECT next.*, gen_random_uuid() AS event_id FROM next
 ), outboxed AS (
     INSERT INTO outbox (event_id, topic, key, event_type, payload)
-    SELECT event_id, $4, household_id::text, $5, convert_to(json_build_object(
-        'id', event_id, 'source', $6::text, 'type', $5::text, 'specversion', '1.0', 'time', $7::text,
-        'subject', household_id::text, 'datacontenttype', 'application/json',
-        'correlation_id', $8::text, 'schema_version', $9::int,
-        'data', json_build_object(
-            'payment_id', payment_id, 'run_id', $1::uuid, 'household_id', household_id,
-            'programme_code', $10::text, 'period', $11::text, 'component', component,
-            'amount_riel', amount_riel, 'payee_name', payee_name, 'channel', channel,
-            'account', account, 'available_from', $12::date, 'claim_until', $13::date)
-    )::text, 'UTF8')
+    SELECT event_id, $4, household_id::text, $7, convert_to(
+        '{{"id":"' || event_id || '","subject":"' || household_id || '",' || $5
+        || ',"data":{{"payment_id":"' || payment_id || '","household_id":"' || household_id
+        || '","component":' || to_json(component) || ',"amount_riel":' || amount_riel
+        || ',"payee_name":' || to_json(payee_name) || ',"channel":' || to_json(channel)
+        || ',"account":' || coalesce(to_json(account)::text, 'null') || ',' || $6 || '}}}}', 'UTF8')
     FROM events ORDER BY payment_id
     RETURNING payload
 ), recorded AS (
     INSERT INTO instructions (payment_id, run_id, instruction_id)
     SELECT payment_id, $1, event_id FROM events
     RETURNING 1
-)
+), {_tally_move("next", run="$1::uuid", old="'CALCULATED'", new="'INSTRUCTED'")}
 SELECT (SELECT count(*) FROM recorded) AS lines, (SELECT payload FROM outboxed LIMIT 1) AS sample
 """
 
@@ -377,53 +395,66 @@ async def instruct_next(
     at: datetime,
 ) -> tuple[int, bytes | None]:
     """Instruct the next ``limit`` lines of the run: (lines instructed, one of their payloads)."""
+    envelope = {
+        "source": source,
+        "type": event_type,
+        "specversion": "1.0",
+        "time": at.isoformat(),
+        "datacontenttype": "application/json",
+        "correlation_id": correlation_id,
+        "schema_version": schema_version,
+    }
+    of_run = {
+        "run_id": str(run["run_id"]),
+        "programme_code": run["programme_code"],
+        "period": run["period"],
+        "available_from": run["available_from"],
+        "claim_until": run["claim_until"],
+    }
     row = await conn.fetchrow(
         _INSTRUCT,
         run["run_id"],
         limit,
         NIL_UUID,
         topic,
+        outbox.json_members(envelope),
+        outbox.json_members(of_run),
         event_type,
-        source,
-        at.isoformat(),
-        correlation_id,
-        schema_version,
-        run["programme_code"],
-        run["period"],
-        run["available_from"],
-        run["claim_until"],
     )
     return row["lines"], row["sample"]
 
 
-async def apply_status(
-    conn: asyncpg.Connection, payment_id: UUID, *, status: str, reason: str | None, at: datetime
-) -> bool:
-    """Record the PSP's final word on an instructed line; False when the line had one already."""
-    updated = await conn.fetchval(
-        "UPDATE payment_lines SET status = $2, status_reason = $3, status_at = $4"
-        " WHERE payment_id = $1 AND status = 'CALCULATED'"
-        " AND EXISTS (SELECT 1 FROM instructions WHERE payment_id = $1) RETURNING true",
-        payment_id,
-        status,
-        reason,
-        at,
-    )
-    return bool(updated)
+# The PSP's final words (rows of ``reported``: payment_id, status, reason, at) appended to
+# line_outcomes, the first one per line only; a FAILED line gives up its never-twice slot; the
+# tallies move the lines from INSTRUCTED to their status. Returns the payment ids recorded now.
+_RECORD_OUTCOMES = f"""
+, applied AS (
+    INSERT INTO line_outcomes (payment_id, status, reason, at)
+    SELECT payment_id, status, reason, at FROM reported
+    ON CONFLICT (payment_id) DO NOTHING
+    RETURNING payment_id, status
+), settled AS MATERIALIZED (
+    SELECT l.payment_id, l.run_id, l.province_code, l.amount_riel, a.status
+    FROM applied a JOIN payment_lines l USING (payment_id)
+), freed AS (
+    UPDATE payment_lines l SET status = 'FAILED' FROM settled s
+    WHERE l.payment_id = s.payment_id AND s.status = 'FAILED'
+), {_tally_move("settled", run="run_id", old="'INSTRUCTED'", new="status")}
+SELECT payment_id FROM settled
+"""
 
 
 async def apply_statuses(conn: asyncpg.Connection, statuses: list[PaymentStatusReported]) -> set[UUID]:
-    """``apply_status`` for a batch of distinct payment ids, in one UPDATE: the ids it applied."""
+    """Record the PSP's final word on instructed lines (distinct payment ids), one statement for a
+    batch: the ids it applied (the others had a word already, or are not instructed lines)."""
     if not statuses:
         return set()
     rows = await conn.fetch(
-        "UPDATE payment_lines l SET status = u.status, status_reason = u.reason, status_at = u.at"
-        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])"
-        " AS u(payment_id, status, reason, at)"
-        " WHERE l.payment_id = u.payment_id AND l.status = 'CALCULATED'"
-        " AND EXISTS (SELECT 1 FROM instructions i WHERE i.payment_id = u.payment_id)"
-        " RETURNING l.payment_id",
+        "WITH reported AS (SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[],"
+        " $5::timestamptz[]) AS u(payment_id, run_id, status, reason, at)"
+        " JOIN instructions i ON i.run_id = u.run_id AND i.payment_id = u.payment_id)" + _RECORD_OUTCOMES,
         [s.payment_id for s in statuses],
+        [s.run_id for s in statuses],
         [str(s.status) for s in statuses],
         [s.reason for s in statuses],
         [s.reported_at for s in statuses],
@@ -445,8 +476,8 @@ async def get_line_status(conn: asyncpg.Connection, payment_id: UUID) -> str | N
 async def runs_fully_reported(conn: asyncpg.Connection) -> list[UUID]:
     """Instructed runs of which no line still waits for the PSP's status."""
     rows = await conn.fetch(
-        "SELECT run_id FROM runs r WHERE state = 'INSTRUCTED' AND NOT EXISTS"
-        " (SELECT 1 FROM payment_lines l WHERE l.run_id = r.run_id AND l.status = 'CALCULATED')"
+        "SELECT run_id FROM runs r WHERE state = 'INSTRUCTED' AND (SELECT coalesce(sum(lines), 0)"
+        " FROM line_tallies t WHERE t.run_id = r.run_id AND t.state IN ('CALCULATED', 'INSTRUCTED')) = 0"
     )
     return [r["run_id"] for r in rows]
 
@@ -459,15 +490,41 @@ async def instructed_runs(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 async def mark_unclaimed(conn: asyncpg.Connection, run_id: UUID, *, reason: str, at: datetime) -> int:
     """Instructed lines of the run the PSP has not reported on become UNCLAIMED; how many."""
-    done = await conn.execute(
-        "UPDATE payment_lines l SET status = 'UNCLAIMED', status_reason = $2, status_at = $3"
-        " FROM instructions i WHERE l.run_id = $1 AND l.status = 'CALCULATED'"
-        " AND i.payment_id = l.payment_id",
+    rows = await conn.fetch(
+        "WITH reported AS (SELECT i.payment_id, 'UNCLAIMED' AS status, $2::text AS reason,"
+        " $3::timestamptz AS at FROM instructions i WHERE i.run_id = $1"
+        " AND NOT EXISTS (SELECT 1 FROM line_outcomes o WHERE o.payment_id = i.payment_id))"
+        + _RECORD_OUTCOMES,
         run_id,
         reason,
         at,
     )
-    return int(done.split()[-1])
+    return len(rows)
+
+
+# --- line tallies ----------------------------------------------------------------------------------
+
+
+async def add_tallies(
+    conn: asyncpg.Connection, run_id: UUID, state: str, by_province: dict[str, tuple[int, int]]
+) -> None:
+    """Lines newly in ``state``: {province: (lines, riel)}."""
+    await conn.executemany(
+        "INSERT INTO line_tallies (run_id, province_code, state, lines, amount_riel)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(run_id, province, state, lines, riel) for province, (lines, riel) in by_province.items()],
+    )
+
+
+async def compact_tallies(conn: asyncpg.Connection, run_id: UUID) -> None:
+    """One row per (province, state) for a run whose lines no longer move."""
+    await conn.execute(
+        "WITH gone AS (DELETE FROM line_tallies WHERE run_id = $1 RETURNING *)"
+        " INSERT INTO line_tallies (run_id, province_code, state, lines, amount_riel)"
+        " SELECT run_id, province_code, state, sum(lines), sum(amount_riel) FROM gone"
+        " GROUP BY 1, 2, 3 HAVING sum(lines) <> 0",
+        run_id,
+    )
 
 
 async def status_counts(conn: asyncpg.Connection, run_id: UUID) -> list[asyncpg.Record]:

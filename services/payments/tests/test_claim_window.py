@@ -15,8 +15,9 @@ from typing import Any
 import asyncpg
 import pytest
 from krousar_common import db
+from krousar_common.events.payments import PaymentStatus, PaymentStatusReported
 from krousar_common.testing import TestStack
-from payments import domain, jobs
+from payments import domain, jobs, store
 from payments.config import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -81,26 +82,56 @@ async def instructed_run(conn: asyncpg.Connection, *, instructed_at: datetime, l
         instructed_at,
     )
     for _ in range(lines):
-        payment_id, household_id = uuid.uuid4(), uuid.uuid4()
         await conn.execute(
             "INSERT INTO payment_lines (payment_id, run_id, programme_code, period, household_id, component,"
             " attempt, amount_riel, terms, explanation, province_code, commune_code, village_code,"
             " location_category, poverty_level, payee_name, channel, status)"
             " VALUES ($1, $2, 'COVID19_CT', '2020-07', $3, 'MONTHLY', 1, 300000, '[]', '300,000 = 300,000',"
             " '12', '120101', '12010101', 'PHNOM_PENH', 'POOR_1', 'payee', 'WING', 'CALCULATED')",
-            payment_id,
-            run_id,
-            household_id,
-        )
-        await conn.execute(
-            "INSERT INTO instructions (payment_id, run_id, instruction_id, instructed_at)"
-            " VALUES ($1, $2, $3, $4)",
-            payment_id,
+            uuid.uuid4(),
             run_id,
             uuid.uuid4(),
-            instructed_at,
         )
+    await store.add_tallies(conn, run_id, "CALCULATED", {"12": (lines, 300_000 * lines)})
+    run = await store.get_run(conn, run_id)
+    instructed, _ = await store.instruct_next(
+        conn,
+        run,
+        limit=lines,
+        topic="test.payments.instructions.v1",
+        event_type="krousar.PaymentInstructed",
+        schema_version=1,
+        source="test",
+        correlation_id="test",
+        at=instructed_at,
+    )
+    assert instructed == lines
     return run_id
+
+
+async def report(conn: asyncpg.Connection, run_id: uuid.UUID, status: PaymentStatus) -> uuid.UUID:
+    """The PSP's word on one of the run's lines, applied as the statuses consumer applies it."""
+    line = await conn.fetchrow(
+        "SELECT payment_id, household_id FROM payment_lines WHERE run_id = $1 LIMIT 1", run_id
+    )
+    event = PaymentStatusReported(
+        payment_id=line["payment_id"],
+        run_id=run_id,
+        household_id=line["household_id"],
+        status=status,
+        reported_at=datetime.now(UTC),
+    )
+    assert await store.apply_statuses(conn, [event]) == {line["payment_id"]}
+    return line["payment_id"]
+
+
+async def tallies(conn: asyncpg.Connection, run_id: uuid.UUID) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT state, sum(lines) AS n FROM line_tallies WHERE run_id = $1"
+        " GROUP BY state HAVING sum(lines) <> 0",
+        run_id,
+    )
+    return {r["state"]: r["n"] for r in rows}
 
 
 async def states(conn: asyncpg.Connection, run_id: uuid.UUID) -> tuple[str, dict[str, int]]:
@@ -118,11 +149,7 @@ async def test_lines_a_silent_psp_never_reported_are_unclaimed_and_the_run_recon
     runtime = runtime_of(pool)
     async with pool.acquire() as conn:
         closed = await instructed_run(conn, instructed_at=datetime(2020, 7, 20, 3, tzinfo=UTC), lines=3)
-        paid = await conn.fetchval(
-            "UPDATE payment_lines SET status = 'PAID', status_at = now() WHERE payment_id ="
-            " (SELECT payment_id FROM payment_lines WHERE run_id = $1 LIMIT 1) RETURNING payment_id",
-            closed,
-        )
+        paid = await report(conn, closed, PaymentStatus.PAID)
         # Back-dated: instructed today for July 2020, so its payees still have their 30 days.
         still_open = await instructed_run(conn, instructed_at=datetime.now(UTC), lines=2)
 
@@ -133,9 +160,11 @@ async def test_lines_a_silent_psp_never_reported_are_unclaimed_and_the_run_recon
         assert await states(conn, closed) == ("RECONCILED", {"PAID": 1, "UNCLAIMED": 2})
         assert await states(conn, still_open) == ("INSTRUCTED", {"INSTRUCTED": 2})
         reasons = await conn.fetch(
-            "SELECT status_reason FROM payment_lines WHERE run_id = $1 AND payment_id <> $2", closed, paid
+            "SELECT status_reason FROM line_states WHERE run_id = $1 AND payment_id <> $2", closed, paid
         )
         assert {r["status_reason"] for r in reasons} == {"CLAIM_WINDOW_CLOSED"}
+        for run_id in (closed, still_open):  # the tallies the gauges read say what the lines say
+            assert await tallies(conn, run_id) == (await states(conn, run_id))[1]
         published = await conn.fetchval(
             "SELECT count(*) FROM outbox WHERE event_type = 'krousar.RunStateChanged' AND key = $1",
             str(closed),

@@ -5,6 +5,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from krousar_common import outbox
 
 SETTLEMENT_COLUMNS = (
     "payment_id",
@@ -24,16 +25,16 @@ async def record_instructions(conn: asyncpg.Connection, rows: list[tuple[Any, ..
     if not rows:
         return 0
     columns = list(zip(*rows, strict=True))
-    new = await conn.fetch(
-        f"INSERT INTO settlements ({', '.join(SETTLEMENT_COLUMNS)})"
+    return await conn.fetchval(
+        f"WITH held AS (INSERT INTO settlements ({', '.join(SETTLEMENT_COLUMNS)})"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[],"
         " $7::boolean[], $8::timestamptz[])"
         " ON CONFLICT (payment_id) DO UPDATE"
         " SET instructions_received = settlements.instructions_received + 1"
-        " RETURNING instructions_received = 1 AS new",
+        " RETURNING instructions_received)"
+        " SELECT count(*) FILTER (WHERE instructions_received = 1) FROM held",
         *[list(c) for c in columns],
     )
-    return sum(1 for r in new if r["new"])
 
 
 async def count_repeats(conn: asyncpg.Connection, repeats: dict[UUID, int]) -> None:
@@ -48,8 +49,9 @@ async def count_repeats(conn: asyncpg.Connection, repeats: dict[UUID, int]) -> N
 
 # Due settlements become PaymentStatusReported envelopes in the outbox, one statement a batch:
 # PostgreSQL takes the due rows (locked: a second reporter skips them), marks them reported and
-# writes one event for each, two (with distinct ids) for one to be reported twice. Its JSON is
-# the contract's envelope, checked on a sample of every batch (jobs.py).
+# writes one event for each, two (with distinct ids) for one to be reported twice. It writes each
+# envelope (the contract's, checked on a sample of every batch: jobs.py) around the parts every
+# event of the batch shares ($4, $5: outbox.json_members).
 _REPORT_DUE = """
 WITH due AS (
     SELECT payment_id FROM settlements
@@ -62,14 +64,11 @@ WITH due AS (
     FROM reported, generate_series(1, CASE WHEN report_twice THEN 2 ELSE 1 END) AS copy
 ), outboxed AS (
     INSERT INTO outbox (event_id, topic, key, event_type, payload)
-    SELECT event_id, $3, household_id::text, $4, convert_to(json_build_object(
-        'id', event_id, 'source', $5::text, 'type', $4::text, 'specversion', '1.0', 'time', $6::text,
-        'subject', household_id::text, 'datacontenttype', 'application/json',
-        'correlation_id', 'psp-' || payment_id, 'schema_version', $7::int,
-        'data', json_build_object(
-            'payment_id', payment_id, 'run_id', run_id, 'household_id', household_id,
-            'status', status, 'reason', reason, 'reported_at', $6::text)
-    )::text, 'UTF8')
+    SELECT event_id, $3, household_id::text, $6, convert_to(
+        '{"id":"' || event_id || '","subject":"' || household_id || '","correlation_id":"psp-' || payment_id
+        || '",' || $4 || ',"data":{"payment_id":"' || payment_id || '","run_id":"' || run_id
+        || '","household_id":"' || household_id || '","status":"' || status
+        || '","reason":' || coalesce(to_json(reason)::text, 'null') || ',' || $5 || '}}', 'UTF8')
     FROM copies ORDER BY due_at, payment_id, copy
     RETURNING payload
 )
@@ -91,8 +90,22 @@ async def report_due(
     source: str,
 ) -> asyncpg.Record:
     """Report the settlements due by ``now``: (settled, statuses {status: events}, sample payload)."""
+    envelope = {
+        "source": source,
+        "type": event_type,
+        "specversion": "1.0",
+        "time": now.isoformat(),
+        "datacontenttype": "application/json",
+        "schema_version": schema_version,
+    }
     return await conn.fetchrow(
-        _REPORT_DUE, now, limit, topic, event_type, source, now.isoformat(), schema_version
+        _REPORT_DUE,
+        now,
+        limit,
+        topic,
+        outbox.json_members(envelope),
+        outbox.json_members({"reported_at": now.isoformat()}),
+        event_type,
     )
 
 
