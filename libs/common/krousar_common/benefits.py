@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from krousar_common.events.households import HouseholdSnapshot, MemberSnapshot
+from krousar_common.events.households import HouseholdSnapshot, LocationCategory, MemberSnapshot, PovertyLevel
 from krousar_common.programmes import (
     ConditionKind,
     ConditionRates,
@@ -122,6 +122,44 @@ def count_vulnerable(members: Iterable[MemberSnapshot], day: date, child_age_lim
 
 
 # --- the calculator --------------------------------------------------------------------------------
+#
+# A household's lines are its counts (what the formula looks at: location, level, members and
+# vulnerable members; or the family package's members by category) priced by the programme.
+# Counting is per household; pricing depends only on the programme, the day and the counts, so a
+# ``Calculator`` prices each distinct counts once: the 700,000 households of a national run share
+# some hundreds of them, and the arithmetic and its explanation are most of the work.
+
+
+class RateCounts(NamedTuple):
+    """What a programme of rates looks at in a household."""
+
+    location: LocationCategory
+    level: PovertyLevel
+    members: int
+    vulnerable: int
+
+
+class FamilyCounts(NamedTuple):
+    """What the family package looks at in a household."""
+
+    hiv: int
+    disabled: int
+    elderly: int
+    pupils_6_14: int
+    pupils_15_17: int
+
+
+Counts = RateCounts | FamilyCounts
+
+
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    """What every household with the same counts is paid for one component."""
+
+    component: Component
+    amount_riel: int
+    terms: tuple[Term, ...]
+    explanation: str
 
 
 def calculate(
@@ -133,63 +171,93 @@ def calculate(
     date). Lines of 0 riel are left out: an empty list means nothing is payable.
     """
     key, day = programme.payment_key(period_or_date)
+    priced = price(programme, day, count_facts(programme, household, day))
+    return _lines(programme, household.household_id, key, priced)
+
+
+class Calculator:
+    """``calculate`` for the households of one programme version, each distinct counts priced
+    once (remembered as long as the calculator lives): the same lines, for less work."""
+
+    def __init__(self, programme: ProgrammeVersion) -> None:
+        self.programme = programme
+        self._keys: dict[str | date, tuple[str, date]] = {}
+        self._priced: dict[tuple[date, Counts], tuple[PricedLine, ...]] = {}
+
+    def calculate(self, household: HouseholdSnapshot, period_or_date: str | date) -> list[PaymentLine]:
+        key_and_day = self._keys.get(period_or_date)
+        if key_and_day is None:
+            key_and_day = self._keys[period_or_date] = self.programme.payment_key(period_or_date)
+        key, day = key_and_day
+        counts = count_facts(self.programme, household, day)
+        priced = self._priced.get((day, counts))
+        if priced is None:
+            priced = self._priced[day, counts] = price(self.programme, day, counts)
+        return _lines(self.programme, household.household_id, key, priced)
+
+
+def count_facts(programme: ProgrammeVersion, household: HouseholdSnapshot, day: date) -> Counts:
+    """What the programme's formula looks at in the household on ``day``."""
+    members = household.members_on(day)
     if programme.components is not None:
-        return _component_lines(programme, programme.components, household, key, day)
+        return _family_counts(members, day)
     if programme.conditions is not None:
         raise ValueError(f"{programme.code} pays verified conditions: use assess_conditions()")
-    return _rate_lines(programme, household, key, day)
-
-
-def _rate_lines(
-    programme: ProgrammeVersion, household: HouseholdSnapshot, key: str, day: date
-) -> list[PaymentLine]:
     if household.poverty_level is None:
         raise ValueError(f"household {household.household_id} has no poverty level")
-    rates = programme.rates_on(day, household.location_category_on(day), household.poverty_level)
-    members = household.members_on(day)
     vulnerable = count_vulnerable(members, day, programme.child_age_limit).distinct
+    return RateCounts(household.location_category_on(day), household.poverty_level, len(members), vulnerable)
+
+
+def price(programme: ProgrammeVersion, day: date, counts: Counts) -> tuple[PricedLine, ...]:
+    """The lines of a household with ``counts`` at the rates in force on ``day``, 0 riel left out."""
+    if isinstance(counts, FamilyCounts):
+        if programme.components is None:
+            raise ValueError(f"{programme.code} has no family package components")
+        return _family_lines(programme.components, counts)
+    return _rate_lines(programme, day, counts)
+
+
+def _rate_lines(programme: ProgrammeVersion, day: date, counts: RateCounts) -> tuple[PricedLine, ...]:
+    rates = programme.rates_on(day, counts.location, counts.level)
     terms = [term(BASE_LABEL, 1, rates.base)]
     # A rate of 0 is not in that period's formula (COVID19_CT per member from 2024): not shown.
     if rates.per_member:
-        terms.append(term("members", len(members), rates.per_member))
+        terms.append(term("members", counts.members, rates.per_member))
     if rates.per_vulnerable:
-        terms.append(term("vulnerable members", vulnerable, rates.per_vulnerable))
+        terms.append(term("vulnerable members", counts.vulnerable, rates.per_vulnerable))
     component = Component.TOPUP if programme.kind is ProgrammeKind.TOPUP else Component.MONTHLY
-    line = _line(programme, household, key, component, tuple(terms))
-    return [line] if line.amount_riel else []
+    line = _priced(component, tuple(terms))
+    return (line,) if line.amount_riel else ()
 
 
-def _component_lines(
-    programme: ProgrammeVersion, rates: FamilyComponents, household: HouseholdSnapshot, key: str, day: date
-) -> list[PaymentLine]:
-    members = household.members_on(day)
-    hiv, disabled = _count(members, "lives_with_hiv"), _count(members, "has_disability")
-    elderly = _count_born_by(members, born_by(day, ELDERLY_AGE))
+def _family_counts(members: Sequence[MemberSnapshot], day: date) -> FamilyCounts:
+    pupils = [m for m in members if m.in_school]
+    aged_6, aged_15, aged_18 = born_by(day, 6), born_by(day, 15), born_by(day, 18)
+    return FamilyCounts(
+        hiv=_count(members, "lives_with_hiv"),
+        disabled=_count(members, "has_disability"),
+        elderly=_count_born_by(members, born_by(day, ELDERLY_AGE)),
+        pupils_6_14=_count_born_by(pupils, aged_6) - _count_born_by(pupils, aged_15),
+        pupils_15_17=_count_born_by(pupils, aged_15) - _count_born_by(pupils, aged_18),
+    )
+
+
+def _family_lines(rates: FamilyComponents, counts: FamilyCounts) -> tuple[PricedLine, ...]:
     by_component = {
-        Component.HIV: (term("members living with HIV", hiv, rates.hiv_per_member),),
-        Component.SCHOLARSHIP: _scholarship_terms(members, day, rates),
-        Component.DISABILITY: (term("members with disability", disabled, rates.disability_per_member),),
-        Component.ELDERLY: (term("members aged 60 or more", elderly, rates.elderly_per_member),),
+        Component.HIV: (term("members living with HIV", counts.hiv, rates.hiv_per_member),),
+        Component.SCHOLARSHIP: (
+            term("in-school children aged 6–14", counts.pupils_6_14, rates.scholarship_age_6_14),
+            term("in-school children aged 15–17", counts.pupils_15_17, rates.scholarship_age_15_17),
+        ),
+        Component.DISABILITY: (
+            term("members with disability", counts.disabled, rates.disability_per_member),
+        ),
+        Component.ELDERLY: (term("members aged 60 or more", counts.elderly, rates.elderly_per_member),),
         Component.BASE: (term(BASE_LABEL, 1, rates.household_base),),
     }
-    # Lines of 0 riel are left out, so they are not built: most households get one or two of the
-    # five components, and a national run calls this for every household.
-    return [
-        _line(programme, household, key, component, terms)
-        for component, terms in by_component.items()
-        if any(t.amount for t in terms)
-    ]
-
-
-def _scholarship_terms(
-    members: Sequence[MemberSnapshot], day: date, rates: FamilyComponents
-) -> tuple[Term, ...]:
-    pupils = [m for m in members if m.in_school]
-    aged_6_to_14 = _count_born_by(pupils, born_by(day, 6)) - _count_born_by(pupils, born_by(day, 15))
-    aged_15_to_17 = _count_born_by(pupils, born_by(day, 15)) - _count_born_by(pupils, born_by(day, 18))
-    return (
-        term("in-school children aged 6–14", aged_6_to_14, rates.scholarship_age_6_14),
-        term("in-school children aged 15–17", aged_15_to_17, rates.scholarship_age_15_17),
+    return tuple(
+        _priced(component, terms) for component, terms in by_component.items() if any(t.amount for t in terms)
     )
 
 
@@ -201,24 +269,27 @@ def _count(members: Iterable[MemberSnapshot], flag: str) -> int:
     return sum(getattr(m, flag) for m in members)
 
 
-def _line(
-    programme: ProgrammeVersion,
-    household: HouseholdSnapshot,
-    key: str,
-    component: Component,
-    terms: tuple[Term, ...],
-) -> PaymentLine:
+def _priced(component: Component, terms: tuple[Term, ...]) -> PricedLine:
     total = sum(t.amount for t in terms)
-    return PaymentLine(
-        programme_code=programme.code,
-        programme_version=programme.version,
-        period=key,
-        household_id=household.household_id,
-        component=component,
-        amount_riel=total,
-        terms=terms,
-        explanation=explain(terms, total),
-    )
+    return PricedLine(component, total, terms, explain(terms, total))
+
+
+def _lines(
+    programme: ProgrammeVersion, household_id: UUID, key: str, priced: Iterable[PricedLine]
+) -> list[PaymentLine]:
+    return [
+        PaymentLine(
+            programme_code=programme.code,
+            programme_version=programme.version,
+            period=key,
+            household_id=household_id,
+            component=line.component,
+            amount_riel=line.amount_riel,
+            terms=line.terms,
+            explanation=line.explanation,
+        )
+        for line in priced
+    ]
 
 
 # --- PWYC conditional entitlements -----------------------------------------------------------------

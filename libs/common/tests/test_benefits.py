@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from krousar_common.benefits import (
+    Calculator,
     Component,
     ConditionEvent,
     PaymentLine,
@@ -597,6 +598,57 @@ def test_assessment_does_not_depend_on_the_order_events_arrive_in() -> None:
 
     assert [e.event_id for e in out_of_order.accepted] == [e.event_id for e in in_order.accepted]
     assert [r.event for r in out_of_order.rejected] == visits[4:]
+
+
+# --- the calculator that prices each distinct counts once ------------------------------------------
+
+# One calculator per programme for every example below, as a run keeps one for all its households:
+# later examples are priced from what earlier ones left.
+CALCULATORS = {p.code: Calculator(p) for p in (COVID, FAMILY, FLOOD, INFLATION)}
+PAYMENTS = [
+    (COVID, "2020-07"),
+    (COVID, "2023-03"),
+    (COVID, "2024-02"),
+    (FAMILY, "2024-04"),
+    (FLOOD, "2022-12-10"),
+    (INFLATION, "2022-12-10"),
+    (INFLATION, "2023-07-10"),
+]
+members_drawn = st.builds(
+    make_member,
+    date_of_birth=st.dates(min_value=date(1930, 1, 1), max_value=date(2024, 6, 1)),
+    has_disability=st.booleans(),
+    lives_with_hiv=st.booleans(),
+    in_school=st.booleans(),
+)
+
+
+@given(
+    payment=st.sampled_from(PAYMENTS),
+    members=st.lists(members_drawn, min_size=1, max_size=9),
+    location=st.sampled_from([PP, OU, RURAL]),
+    level=st.sampled_from([L1, L2]),
+)
+def test_a_calculator_pays_what_calculate_pays(
+    payment: tuple[Any, str], members: list[MemberSnapshot], location: LocationCategory, level: PovertyLevel
+) -> None:
+    programme, key = payment
+    household = make_household(
+        members, location_history=[LocationPeriod(effective_from=date(2019, 1, 1), category=location)],
+        poverty_level=level,
+    )  # fmt: skip
+
+    remembered = CALCULATORS[programme.code].calculate(household, key)
+
+    assert remembered == calculate(programme, household, key)
+
+
+def test_a_calculator_refuses_what_calculate_refuses() -> None:
+    household = make_household(poverty_level=None)
+    with pytest.raises(ValueError, match="no poverty level"):
+        CALCULATORS[COVID.code].calculate(household, "2023-03")
+    with pytest.raises(ValueError, match="outside the calendar"):
+        CALCULATORS[COVID.code].calculate(make_household(), "2020-05")
 
 
 def test_programmes_refuse_the_other_formula() -> None:

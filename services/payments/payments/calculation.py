@@ -9,47 +9,25 @@ and the unique index on live payment lines would refuse a second payment anyway.
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import structlog
-from krousar_common.benefits import Term
+from krousar_common.benefits import Calculator
 from krousar_common.events.payments import RunState
 from krousar_common.programmes import ProgrammeVersion
 from krousar_common.runtime import Runtime
 
-from payments import domain, metrics, progress, service, store
+from payments import domain, metrics, progress, service, store, workers
+from payments.assessment import Batch, RunSpec, assess_batch
 from payments.config import Settings
 from payments.errors import WrongState
 
 log = structlog.get_logger("payments.calculation")
 SYSTEM = "system:payments"
 TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What a calculation needs to know of its run."""
-
-    run_id: UUID
-    programme_code: str
-    period: str
-    rules_day: date
-
-    @classmethod
-    def of(cls, run: asyncpg.Record) -> "RunSpec":
-        return cls(run["run_id"], run["programme_code"], run["period"], run["rules_day"])
-
-
-@dataclass
-class Batch:
-    lines: list[tuple[Any, ...]] = field(default_factory=list)
-    left_out: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def lock_for(runtime: Runtime, run: Mapping[str, Any]) -> progress.CalculationLock:
@@ -184,9 +162,10 @@ async def _calculate_batches(
         await progress.report(runtime.redis, run.run_id, "CALCULATING", 0, total)
         if settings.calculation_workers > 1 and total >= settings.calculation_workers_from:
             return await _calculate_in_workers(runtime, conn, reader, run, programme, history, total)
+        calculator = Calculator(programme)
         try:
             async for rows in _pages(reader, run.programme_code, settings.calculation_batch_size):
-                batch = await asyncio.to_thread(assess_batch, programme, run, history, rows, totals)
+                batch = await asyncio.to_thread(assess_batch, calculator, run, history, rows, totals)
                 if writing is not None:
                     await writing
                 writing = asyncio.create_task(_write(conn, batch))
@@ -214,8 +193,6 @@ async def _calculate_in_workers(
 ) -> domain.Totals:
     """A national run: pages of households calculated in worker processes (``workers``), written
     into this transaction as they come back."""
-    from payments import workers  # the worker processes import this module: no cycle at import
-
     settings: Settings = runtime.settings  # type: ignore[assignment]
     done = 0
 
@@ -258,68 +235,6 @@ async def _pages(reader: asyncpg.Connection, programme_code: str, size: int) -> 
 async def _write(conn: asyncpg.Connection, batch: Batch) -> None:
     await store.copy_lines(conn, batch.lines)
     await store.copy_left_out(conn, batch.left_out)
-
-
-def assess_batch(
-    programme: ProgrammeVersion,
-    run: RunSpec,
-    history: domain.History,
-    rows: list[asyncpg.Record],
-    totals: domain.Totals,
-) -> Batch:
-    batch = Batch()
-    payment_id = domain.payment_ids(run.programme_code, run.period)
-    for row in rows:
-        candidate = domain.Candidate(row["household_id"], row["eligible"], row["reasons"], row)
-        outcome = domain.assess(programme, run.period, run.rules_day, candidate, history)
-        if isinstance(outcome, domain.LeftOut):
-            reason = str(outcome.reason)  # a plain str: StrEnum keys don't serialise as json keys
-            batch.left_out.append((run.run_id, outcome.household_id, reason, outcome.detail))
-            totals.left_out[reason] += 1
-        else:
-            totals.add(outcome)
-            batch.lines += line_rows(run, outcome, payment_id)
-    return batch
-
-
-def line_rows(
-    run: RunSpec, planned: domain.Planned, payment_id: domain.PaymentIds | None = None
-) -> list[tuple[Any, ...]]:
-    """Rows of payment_lines (store.LINE_COLUMNS order) for a household the run pays."""
-    household = planned.household
-    payment_id = payment_id or domain.payment_ids(run.programme_code, run.period)
-    return [
-        (
-            payment_id(household.household_id, line.component, attempt),
-            run.run_id,
-            run.programme_code,
-            run.period,
-            household.household_id,
-            str(line.component),
-            attempt,
-            line.amount_riel,
-            terms_of(line.terms),
-            line.explanation,
-            household.province_code,
-            household.commune_code,
-            household.village_code,
-            planned.location_category,
-            str(household.poverty_level),
-            planned.payee.name,
-            planned.payee.channel,
-            planned.payee.account,
-            "CALCULATED",
-        )
-        for line, attempt in planned.lines
-    ]
-
-
-@functools.lru_cache(maxsize=4096)
-def terms_of(terms: tuple[Term, ...]) -> list[dict[str, Any]]:
-    """A line's terms as the jsonb column holds them. Households of a run share a few thousand
-    arithmetics at most (the same rates, members and vulnerable members): each is built once.
-    The list is shared between lines, so it must never be changed."""
-    return [{"label": t[0], "quantity": t[1], "unit_rate": t[2], "amount": t[3]} for t in terms]
 
 
 async def _abandon(runtime: Runtime, run_id: UUID, error: Exception) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from asyncpg.pgproto import pgproto
-from krousar_common.benefits import PaymentLine, calculate, card_active_on
+from krousar_common.benefits import Calculator, PaymentLine, card_active_on
 from krousar_common.events.households import HouseholdStatus, LocationCategory
 from krousar_common.events.payments import PaymentStatus, RunState
 from krousar_common.household_facts import Household
@@ -156,22 +156,22 @@ def payee_of(row: Mapping[str, Any]) -> Payee:
 
 
 def assess(
-    programme: ProgrammeVersion, key: str, day: date, candidate: Candidate, history: History
+    calculator: Calculator, key: str, day: date, candidate: Candidate, history: History
 ) -> Planned | LeftOut:
-    """Pay the household or say why not. The decision is eligibility's; the checks that depend on
-    the period's first day (card, location, members) are made again here, on that day, because
-    the latest decision may have been made for another day."""
+    """Pay the household or say why not (by ``calculator``'s programme). The decision is
+    eligibility's; the checks that depend on the period's first day (card, location, members) are
+    made again here, on that day, because the latest decision may have been made for another day."""
     if not candidate.eligible:
         reason = candidate.reasons[0] if candidate.reasons else LeftOutReason.NOT_ELIGIBLE
         return LeftOut(candidate.household_id, reason, ", ".join(candidate.reasons) or None)
     row = candidate.row
     household = Household(row)
     category = household.location_category_on(day)
-    refusal = _target_refusal(programme, key, day, household, category, row, history)
+    refusal = _target_refusal(calculator.programme, key, day, household, category, row, history)
     if refusal is not None:
         return LeftOut(candidate.household_id, *refusal)
     try:
-        lines = calculate(programme, household, key)  # type: ignore[arg-type]
+        lines = calculator.calculate(household, key)  # type: ignore[arg-type]
     except ValueError as exc:
         return LeftOut(candidate.household_id, LeftOutReason.CALCULATION_ERROR, str(exc)[:500])
     if not lines:

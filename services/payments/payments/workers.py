@@ -2,7 +2,7 @@
 
 The calculator is Python, one core per process: a run of 700,000 households is cut into pages of
 household ids, and worker processes each read a page of decisions (a connection of their own),
-assess it with the same ``calculation.assess_batch`` and hand back its payment lines and
+assess it with the same ``assessment.assess_batch`` and hand back its payment lines and
 left-out households already in PostgreSQL's binary COPY format. The service process only streams
 those bytes into its calculation transaction (``calculation._calculate``), so the run is still
 written entirely or not at all, and its locks and state move stay where they were. What crosses
@@ -25,9 +25,10 @@ import asyncpg
 import orjson
 import uvloop
 from krousar_common import db
+from krousar_common.benefits import Calculator
 from krousar_common.programmes import ProgrammeVersion
 
-from payments import calculation, domain, store
+from payments import assessment, domain, store
 
 COLLECTOR_THRESHOLDS = (200_000, 100, 100)  # the default is (700, 10, 10): a page makes no cycles
 
@@ -39,7 +40,7 @@ class Page:
 
     database_url: str
     programme: str  # the programme version's definition, JSON
-    run: calculation.RunSpec
+    run: assessment.RunSpec
     history: domain.History
     after: UUID | None
     until: UUID | None
@@ -56,7 +57,7 @@ class PageDone:
 async def calculate_pages(
     conn: asyncpg.Connection,
     reader: asyncpg.Connection,
-    run: calculation.RunSpec,
+    run: assessment.RunSpec,
     programme: ProgrammeVersion,
     history: domain.History,
     *,
@@ -135,16 +136,17 @@ async def _assess_page(page: Page) -> PageDone:
     pool = _worker.get("pool")
     if pool is None:
         pool = _worker["pool"] = await db.create_pool(page.database_url, min_size=1, max_size=1)
-    programmes = _worker.setdefault("programmes", {})
-    programme = programmes.get(page.programme)
-    if programme is None:
-        programme = programmes[page.programme] = ProgrammeVersion.model_validate_json(page.programme)
+    calculators = _worker.setdefault("calculators", {})  # one for all the pages of the run
+    calculator = calculators.get(page.programme)
+    if calculator is None:
+        programme = ProgrammeVersion.model_validate_json(page.programme)
+        calculator = calculators[page.programme] = Calculator(programme)
     async with pool.acquire() as conn:
         rows = await store.fetch_decision_page(
             conn, page.run.programme_code, after=page.after, until=page.until
         )
     totals = domain.Totals()
-    batch = calculation.assess_batch(programme, page.run, page.history, rows, totals)
+    batch = assessment.assess_batch(calculator, page.run, page.history, rows, totals)
     return PageDone(
         len(rows), encode(batch.lines, LINE_TYPES), encode(batch.left_out, LEFT_OUT_TYPES), totals
     )

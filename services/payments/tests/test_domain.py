@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from krousar_common.benefits import calculate
+from krousar_common.benefits import Calculator, calculate
 from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.events.payments import RunState
 from krousar_common.household_facts import projection_columns
@@ -92,7 +92,7 @@ def assess(
 ) -> domain.Planned | domain.LeftOut:
     history = over.pop("history", domain.History())
     day = programme.payment_key(key)[1]
-    return domain.assess(programme, key, day, candidate(snapshot, **over), history)
+    return domain.assess(Calculator(programme), key, day, candidate(snapshot, **over), history)
 
 
 def test_the_check_household_is_paid_592_000_riel_with_its_arithmetic() -> None:

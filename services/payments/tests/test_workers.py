@@ -8,9 +8,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from krousar_common import db
+from krousar_common.benefits import Calculator
 from krousar_common.programmes import load_programme
 from krousar_common.testing import TestStack
-from payments import calculation, domain, store, workers
+from payments import assessment, domain, store, workers
 
 from bench.bench_payments import PROGRAMME, decision_rows
 
@@ -65,7 +66,7 @@ async def test_pages_calculated_in_worker_processes_are_the_lines_of_the_service
     database: tuple[str, asyncpg.Connection],
 ) -> None:
     url, conn = database
-    run = calculation.RunSpec(uuid.uuid4(), "COVID19_CT", "2023-03", date(2023, 3, 1))
+    run = assessment.RunSpec(uuid.uuid4(), "COVID19_CT", "2023-03", date(2023, 3, 1))
     await conn.execute(
         "INSERT INTO runs (run_id, programme_code, programme_version, period, rules_day, available_from,"
         " claim_until, state, created_by, correlation_id)"
@@ -75,7 +76,7 @@ async def test_pages_calculated_in_worker_processes_are_the_lines_of_the_service
     )
     rows = await store.fetch_decision_page(conn, "COVID19_CT", after=None, until=None)
     expected_totals = domain.Totals()
-    expected = calculation.assess_batch(COVID, run, domain.History(), rows, expected_totals)
+    expected = assessment.assess_batch(Calculator(COVID), run, domain.History(), rows, expected_totals)
     pages: list[int] = []
 
     async def on_page(households: int) -> None:
