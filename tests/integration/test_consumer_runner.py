@@ -27,6 +27,7 @@ async def test_sigterm_commits_what_was_applied_and_a_restart_goes_on_from_there
         ELIGIBILITY_CONSUMER_BATCH_SIZE="5",
         KROUSAR_GROUP_SUFFIX=suffix,
     )
+    eligibility.log_path = eligibility.log_path.with_name(f"test-{stack.run_id}-eligibility-sigterm.log")
     await eligibility.start()
     snapshots = [make_snapshot() for _ in range(EVENTS)]
     messages = [(s["household_id"], household_registered(s)) for s in snapshots]
