@@ -4,6 +4,7 @@ import asyncio
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 from factories import make_snapshot
 from krousar_common import topics
@@ -22,19 +23,29 @@ def household_registered(snapshot: dict) -> bytes:
     return envelope.to_bytes()
 
 
-async def publish_households(stack: TestStack, messages: list[tuple[str, bytes]]) -> list[RecordMetadata]:
-    """(key, value) messages on the session's household topic, in order; where each landed."""
+async def publish_households(
+    stack: TestStack, messages: list[tuple[str, bytes]], *, partition_of: str | None = None
+) -> list[RecordMetadata]:
+    """(key, value) messages on the session's household topic, in order; where each landed. With
+    ``partition_of``, all go to the partition of that key, whatever their own key."""
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True)
     await producer.start()
     try:
         topic = stack.topic(topics.HOUSEHOLDS.name)
-        sent = [await producer.send(topic, value, key=key.encode()) for key, value in messages]
+        partition = None
+        if partition_of is not None:
+            partitions = sorted(await producer.partitions_for(topic))
+            partition = DefaultPartitioner()(partition_of.encode(), partitions, partitions)
+        sent = [
+            await producer.send(topic, value, key=key.encode(), partition=partition)
+            for key, value in messages
+        ]
         return list(await asyncio.gather(*sent))
     finally:
         await producer.stop()
 
 
-async def _dead_letters(stack: TestStack, count: int, key: bytes = b"poison") -> list:
+async def _dead_letters(stack: TestStack, count: int, values: set[bytes] | None = None) -> list:
     consumer = AIOKafkaConsumer(
         stack.topic(topics.HOUSEHOLDS.dlq),
         bootstrap_servers=stack.kafka_bootstrap,
@@ -47,7 +58,13 @@ async def _dead_letters(stack: TestStack, count: int, key: bytes = b"poison") ->
         found: list = []
         for _ in range(80):
             batch = await consumer.getmany(timeout_ms=250)
-            found += [r for rs in batch.values() for r in rs if r.key == key]  # not other tests' poison
+            # Not other tests' poison: poison is keyed "poison" (test_registration checks it is).
+            found += [
+                r
+                for rs in batch.values()
+                for r in rs
+                if r.key == b"poison" and (values is None or r.value in values)
+            ]
             if len(found) >= count:
                 break
         return found
@@ -93,21 +110,23 @@ async def test_poison_messages_are_dead_lettered_and_consumption_goes_on(
     assert any("does not match its schema" in r for r in reasons)
 
 
-async def test_after_poison_the_next_message_of_the_same_key_is_applied(stack, eligibility) -> None:
+async def test_after_poison_the_next_message_on_its_partition_is_applied(stack, eligibility) -> None:
     snapshot = make_snapshot()
     household_id = snapshot["household_id"]
     good = household_registered(snapshot)
     wrong_type = orjson.loads(good)
     wrong_type["data"]["household"]["members"] = "none"
-    poison = [b"{not json", orjson.dumps(wrong_type)]
+    poison = [b"{not json " + household_id.encode(), orjson.dumps(wrong_type)]
 
-    # One key, one partition: the good event sits right behind the poison.
-    *dead, applied = await publish_households(stack, [(household_id, raw) for raw in [*poison, good]])
+    # On the household's partition, right behind the poison: the household's event.
+    dead = await publish_households(stack, [("poison", raw) for raw in poison], partition_of=household_id)
+    (applied,) = await publish_households(stack, [(household_id, good)])
     assert {r.partition for r in [*dead, applied]} == {applied.partition}
+    assert applied.offset > max(r.offset for r in dead)
 
     seen = await wait_for(lambda: projected(eligibility, household_id), what="the event behind the poison")
     assert seen["version"] == 1
-    dead_lettered = await _dead_letters(stack, len(poison), key=household_id.encode())
+    dead_lettered = await _dead_letters(stack, len(poison), values=set(poison))
     assert [r.value for r in dead_lettered] == poison
     assert [orjson.loads(dict(r.headers)["original"]) for r in dead_lettered] == [
         {"topic": stack.topic(topics.HOUSEHOLDS.name), "partition": r.partition, "offset": r.offset}
