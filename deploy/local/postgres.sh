@@ -7,7 +7,7 @@ PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 [[ -n "$PGBIN" ]] || die "PostgreSQL binaries missing: run deploy/local/install.sh"
 PGDATA="$STATE/pg"
 PGPORT="${KROUSAR_PG_PORT:-5432}"
-DATABASES=(registration eligibility topups payments)
+DATABASES=(registration eligibility topups payments psp_simulator)
 
 # PostgreSQL refuses to run as root: as root we run it as the Debian 'postgres' user.
 as_owner() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -13,6 +13,3 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
-
-# Services that own a PostgreSQL database (the simulator keeps none).
-DATABASES: tuple[str, ...] = ("registration", "eligibility", "topups", "payments")
