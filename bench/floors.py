@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 
 from bench.common import ROOT
 
@@ -60,3 +61,19 @@ def kafka_producer_floor(bootstrap: str, topic: str, records: int, record_size: 
     match = re.findall(r"(\d+) records sent, ([\d.]+) records/sec", output)
     rate = float(match[-1][1]) if match else records / seconds
     return records / rate, rate
+
+
+async def average_record_size(bootstrap: str, topic: str, sample: int = 1000) -> int:
+    """Mean size in bytes of the first ``sample`` records of ``topic`` (the outbox keeps no sent rows)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        sizes: list[int] = []
+        while len(sizes) < sample:
+            batches = await consumer.getmany(timeout_ms=2000, max_records=sample)
+            if not batches:
+                break
+            sizes += [len(r.value) for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+    return round(sum(sizes) / len(sizes))
