@@ -67,14 +67,17 @@ class BatchConsumerRunner(ConsumerRunner):
 
 
 async def claim_many(conn: asyncpg.Connection, *, consumer: str, event_ids: list[UUID]) -> set[UUID]:
-    """The ids ``consumer`` sees for the first time (``inbox.claim`` for a batch)."""
-    rows = await conn.fetch(
-        "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
-        " ON CONFLICT DO NOTHING RETURNING event_id",
+    """The ids ``consumer`` sees for the first time (``inbox.claim`` for a batch). PostgreSQL
+    answers with the others, almost always none, rather than with a row per id."""
+    distinct = set(event_ids)
+    seen_before = await conn.fetchval(
+        "WITH claimed AS (INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id)"
+        " SELECT array_agg(id) FROM unnest($2::uuid[]) AS id WHERE id NOT IN (SELECT event_id FROM claimed)",
         consumer,
-        list(set(event_ids)),
+        list(distinct),
     )
-    return {r["event_id"] for r in rows}
+    return distinct.difference(seen_before or ())
 
 
 def _first_of_each(events: list[Event], fresh: set[UUID]) -> list[Event]:

@@ -516,6 +516,15 @@ async def add_tallies(
     )
 
 
+async def tallied_states(conn: asyncpg.Connection, run_id: UUID) -> list[asyncpg.Record]:
+    """The run's lines and riel by state (as ``status``), from its tallies."""
+    return await conn.fetch(
+        "SELECT state AS status, sum(lines)::bigint AS lines, sum(amount_riel)::bigint AS amount_riel"
+        " FROM line_tallies WHERE run_id = $1 GROUP BY state HAVING sum(lines) <> 0",
+        run_id,
+    )
+
+
 async def compact_tallies(conn: asyncpg.Connection, run_id: UUID) -> None:
     """One row per (province, state) for a run whose lines no longer move."""
     await conn.execute(

@@ -1,4 +1,6 @@
-"""A PSP silent past the claim window: its lines become UNCLAIMED and the run reconciles.
+"""A PSP silent past the claim window: its lines become UNCLAIMED and the run reconciles. And a
+large run's lines by status: from the tallies while every line is in one state, counted
+otherwise, the same either way.
 
 The rule is pure (``domain.claim_window_closes``); the job runs against a real PostgreSQL database
 of its own (migrated like the service's), with runs and lines written as the service writes them.
@@ -17,7 +19,7 @@ import pytest
 from krousar_common import db
 from krousar_common.events.payments import PaymentStatus, PaymentStatusReported
 from krousar_common.testing import TestStack
-from payments import domain, jobs, store
+from payments import api, domain, jobs, store
 from payments.config import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -74,8 +76,9 @@ async def instructed_run(conn: asyncpg.Connection, *, instructed_at: datetime, l
     run_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO runs (run_id, programme_code, programme_version, period, rules_day, available_from,"
-        " claim_until, state, lines, created_by, correlation_id, instructed_at)"
-        " VALUES ($1, 'COVID19_CT', 1, '2020-07', '2020-07-01', $2, $3, 'INSTRUCTED', $4, 'op', 'test', $5)",
+        " claim_until, state, lines, households, created_by, correlation_id, instructed_at)"
+        " VALUES ($1, 'COVID19_CT', 1, '2020-07', '2020-07-01', $2, $3, 'INSTRUCTED', $4, $4, 'op', 'test',"
+        " $5)",
         run_id,
         *JULY,
         lines,
@@ -110,9 +113,11 @@ async def instructed_run(conn: asyncpg.Connection, *, instructed_at: datetime, l
 
 
 async def report(conn: asyncpg.Connection, run_id: uuid.UUID, status: PaymentStatus) -> uuid.UUID:
-    """The PSP's word on one of the run's lines, applied as the statuses consumer applies it."""
+    """The PSP's word on a line of the run it has not reported on, applied as the statuses consumer
+    applies it."""
     line = await conn.fetchrow(
-        "SELECT payment_id, household_id FROM payment_lines WHERE run_id = $1 LIMIT 1", run_id
+        "SELECT payment_id, household_id FROM line_states WHERE run_id = $1 AND state = 'INSTRUCTED' LIMIT 1",
+        run_id,
     )
     event = PaymentStatusReported(
         payment_id=line["payment_id"],
@@ -170,3 +175,38 @@ async def test_lines_a_silent_psp_never_reported_are_unclaimed_and_the_run_recon
             str(closed),
         )
         assert published == 1  # the move to RECONCILED, through the outbox
+
+
+# --- a large run's lines by status, as GET /v1/runs/{id} shows them --------------------------------
+
+
+async def shown(conn: asyncpg.Connection, run_id: Any) -> list[dict[str, Any]]:
+    api._counted.clear()
+    run = await store.get_run(conn, run_id)
+    return sorted((dict(c) for c in await api.status_counts(conn, run)), key=lambda c: c["status"])
+
+
+async def counted(conn: asyncpg.Connection, run_id: Any) -> list[dict[str, Any]]:
+    return sorted((dict(c) for c in await store.status_counts(conn, run_id)), key=lambda c: c["status"])
+
+
+@pytest.mark.integration
+async def test_counts_are_the_lines_counted_in_every_state_of_a_run(
+    pool: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(api, "CACHED_FROM_LINES", 0)  # a large run, whatever its size
+    async with pool.acquire() as conn:
+        run_id = await instructed_run(conn, instructed_at=datetime.now(UTC), lines=3)
+        all_instructed = await shown(conn, run_id)
+        await report(conn, run_id, PaymentStatus.PAID)
+        some_paid = await shown(conn, run_id)
+        assert some_paid == await counted(conn, run_id)
+        for _ in range(2):
+            await report(conn, run_id, PaymentStatus.PAID)
+        all_paid = await shown(conn, run_id)
+
+        assert all_paid == await counted(conn, run_id)
+    assert all_instructed == [{"status": "INSTRUCTED", "lines": 3, "households": 3, "amount_riel": 900_000}]
+    assert [c["status"] for c in some_paid] == ["INSTRUCTED", "PAID"]
+    assert all_paid == [{"status": "PAID", "lines": 3, "households": 3, "amount_riel": 900_000}]

@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 from krousar_common.events.payments import PaymentStatus
@@ -16,30 +17,23 @@ class Shares:
     duplicate: float
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     status: PaymentStatus
     reason: str | None
     report_twice: bool
 
 
-def _draws(seed: str, payment_id: UUID) -> tuple[float, float, int]:
-    """Two uniform numbers in [0, 1) and a small integer, all fixed by (seed, payment id)."""
-    digest = hashlib.sha256(f"{seed}:{payment_id}".encode()).digest()
-    scale = float(1 << 64)
-    return (
-        int.from_bytes(digest[:8]) / scale,
-        int.from_bytes(digest[8:16]) / scale,
-        digest[16],
-    )
+_SCALE = float(1 << 64)
 
 
 def outcome_of(payment_id: UUID, shares: Shares, seed: str) -> Outcome:
-    status_draw, duplicate_draw, reason_draw = _draws(seed, payment_id)
+    """Fixed by (seed, payment id): two uniform numbers in [0, 1) (status, reported twice) and a
+    byte (the failure reason) from its SHA-256."""
+    digest = hashlib.sha256(f"{seed}:{payment_id}".encode()).digest()
+    status_draw = int.from_bytes(digest[:8]) / _SCALE
+    twice = int.from_bytes(digest[8:16]) / _SCALE < shares.duplicate
     if status_draw < shares.paid:
-        status, reason = PaymentStatus.PAID, None
-    elif status_draw < shares.paid + shares.failed:
-        status, reason = PaymentStatus.FAILED, FAILURE_REASONS[reason_draw % len(FAILURE_REASONS)]
-    else:
-        status, reason = PaymentStatus.UNCLAIMED, "CLAIM_WINDOW_CLOSED"
-    return Outcome(status, reason, duplicate_draw < shares.duplicate)
+        return Outcome(PaymentStatus.PAID, None, twice)
+    if status_draw < shares.paid + shares.failed:
+        return Outcome(PaymentStatus.FAILED, FAILURE_REASONS[digest[16] % len(FAILURE_REASONS)], twice)
+    return Outcome(PaymentStatus.UNCLAIMED, "CLAIM_WINDOW_CLOSED", twice)

@@ -15,7 +15,7 @@ import asyncpg
 from krousar_common import batch_consumer, topics
 from krousar_common.batch_consumer import BatchConsumerSpec, BatchHandler
 from krousar_common.events import Envelope
-from krousar_common.events.payments import PaymentInstructed, PaymentStatus
+from krousar_common.events.payments import PaymentInstructed
 from krousar_common.kafka import ConsumerSpec, Handler
 from krousar_common.runtime import Runtime
 from krousar_common.settings import ServiceSettings
@@ -32,33 +32,31 @@ def make_handler(settings: Settings) -> Handler:
     async def on_instruction(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
         if not isinstance(event, PaymentInstructed):
             return
-        new = await store.record_instructions(
-            conn, [settlement_row(event, settings, shares, datetime.now(UTC))]
-        )
+        row = settlement_row(event, settings, shares)
+        new = await store.record_instructions(conn, [row], delays=delays(settings), now=datetime.now(UTC))
         metrics.INSTRUCTIONS.labels("new" if new else "repeat").inc()
 
     return on_instruction
 
 
-def settlement_row(
-    event: PaymentInstructed, settings: Settings, shares: domain.Shares, now: datetime
-) -> tuple:
+def settlement_row(event: PaymentInstructed, settings: Settings, shares: domain.Shares) -> tuple:
     """The settlements row (``store.SETTLEMENT_COLUMNS``) of a new instruction."""
     outcome = domain.outcome_of(event.payment_id, shares, settings.seed)
-    delay = (
-        settings.unclaimed_delay_seconds
-        if outcome.status is PaymentStatus.UNCLAIMED
-        else settings.settle_delay_seconds
-    )
     return (
         event.payment_id,
         event.run_id,
         event.household_id,
         event.amount_riel,
-        str(outcome.status),
+        outcome.status.value,
         outcome.reason,
         outcome.report_twice,
-        now + timedelta(seconds=delay),
+    )
+
+
+def delays(settings: Settings) -> store.Delays:
+    return store.Delays(
+        settle=timedelta(seconds=settings.settle_delay_seconds),
+        unclaimed=timedelta(seconds=settings.unclaimed_delay_seconds),
     )
 
 
@@ -66,7 +64,6 @@ def make_batch_handler(settings: Settings) -> BatchHandler:
     shares = domain.Shares(settings.paid_share, settings.failed_share, settings.duplicate_share)
 
     async def on_instructions(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
-        now = datetime.now(UTC)
         rows: dict[UUID, tuple] = {}
         repeats: Counter[UUID] = Counter()
         for _, event in events:
@@ -75,8 +72,10 @@ def make_batch_handler(settings: Settings) -> BatchHandler:
             if event.payment_id in rows:
                 repeats[event.payment_id] += 1  # instructed twice within the batch
             else:
-                rows[event.payment_id] = settlement_row(event, settings, shares, now)
-        new = await store.record_instructions(conn, list(rows.values()))
+                rows[event.payment_id] = settlement_row(event, settings, shares)
+        new = await store.record_instructions(
+            conn, list(rows.values()), delays=delays(settings), now=datetime.now(UTC)
+        )
         if repeats:
             await store.count_repeats(conn, dict(repeats))
         metrics.INSTRUCTIONS.labels("new").inc(new)

@@ -1,6 +1,7 @@
 """SQL of the PSP simulator."""
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -15,25 +16,40 @@ SETTLEMENT_COLUMNS = (
     "status",
     "reason",
     "report_twice",
-    "due_at",
 )
 
 
-async def record_instructions(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
+@dataclass(frozen=True)
+class Delays:
+    """How long after its instruction a payment is reported: settled (PAID, FAILED) or UNCLAIMED."""
+
+    settle: timedelta
+    unclaimed: timedelta
+
+
+async def record_instructions(
+    conn: asyncpg.Connection, rows: list[tuple[Any, ...]], *, delays: Delays, now: datetime
+) -> int:
     """Hold a batch of instructions (``SETTLEMENT_COLUMNS``, distinct payment ids) with one
-    statement; how many were new (the others repeat a payment id held already, and are counted)."""
+    statement, each due ``delays`` after ``now``; how many were new (the others repeat a payment
+    id held already, and are counted)."""
     if not rows:
         return 0
     columns = list(zip(*rows, strict=True))
     return await conn.fetchval(
-        f"WITH held AS (INSERT INTO settlements ({', '.join(SETTLEMENT_COLUMNS)})"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[],"
-        " $7::boolean[], $8::timestamptz[])"
+        f"WITH held AS (INSERT INTO settlements ({', '.join(SETTLEMENT_COLUMNS)}, due_at)"
+        " SELECT *, $8::timestamptz + CASE WHEN status = 'UNCLAIMED' THEN $9::interval ELSE $10::interval END"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], $6::text[],"
+        " $7::boolean[])"
+        " AS i(payment_id, run_id, household_id, amount_riel, status, reason, report_twice)"
         " ON CONFLICT (payment_id) DO UPDATE"
         " SET instructions_received = settlements.instructions_received + 1"
         " RETURNING instructions_received)"
         " SELECT count(*) FILTER (WHERE instructions_received = 1) FROM held",
         *[list(c) for c in columns],
+        now,
+        delays.unclaimed,
+        delays.settle,
     )
 
 
