@@ -55,9 +55,9 @@ DIMENSIONS = ("province_code", "location_category", "poverty_level")
 
 # Counting a national run's lines by status reads 700,000 rows (seconds of PostgreSQL), and people
 # watch a run settle by asking for it every second: the counts of a large run are kept a while,
-# and anew whenever its state changes. A run whose lines are all in one state (calculated, not yet
-# instructed, cancelled, or every line paid) is answered from its tallies: its households are all
-# in that state.
+# and anew whenever its state changes. A run that pays each household one line (any programme of
+# rates), or whose lines are all in one state (calculated, cancelled, every line paid), is answered
+# from its tallies: its households by state are then its lines by state, or all of them.
 CACHED_FROM_LINES = 50_000
 _counted: dict[tuple[UUID, str], tuple[float, list[Mapping[str, Any]]]] = {}
 
@@ -66,6 +66,8 @@ async def status_counts(conn: asyncpg.Connection, run: asyncpg.Record) -> list[M
     if run["lines"] < CACHED_FROM_LINES:
         return await store.status_counts(conn, run["run_id"])
     tallied = await store.tallied_states(conn, run["run_id"])
+    if run["lines"] == run["households"]:
+        return [{**dict(t), "households": t["lines"]} for t in tallied]
     if len(tallied) == 1:
         return [{**dict(tallied[0]), "households": run["households"]}]
     key, now = (run["run_id"], run["state"]), time.monotonic()

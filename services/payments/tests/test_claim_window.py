@@ -71,29 +71,34 @@ def runtime_of(pool: asyncpg.Pool) -> Any:
     return SimpleNamespace(pool=pool, transaction=transaction, settings=Settings())
 
 
-async def instructed_run(conn: asyncpg.Connection, *, instructed_at: datetime, lines: int) -> uuid.UUID:
-    """An INSTRUCTED COVID19_CT 2020-07 run whose lines were all instructed, none reported yet."""
-    run_id = uuid.uuid4()
+async def instructed_run(
+    conn: asyncpg.Connection, *, instructed_at: datetime, lines: int, households: int | None = None
+) -> uuid.UUID:
+    """An INSTRUCTED COVID19_CT 2020-07 run whose lines were all instructed, none reported yet:
+    one a household, or ``lines`` shared by that many households (a component each)."""
+    run_id, household_ids = uuid.uuid4(), [uuid.uuid4() for _ in range(households or lines)]
     await conn.execute(
         "INSERT INTO runs (run_id, programme_code, programme_version, period, rules_day, available_from,"
         " claim_until, state, lines, households, created_by, correlation_id, instructed_at)"
-        " VALUES ($1, 'COVID19_CT', 1, '2020-07', '2020-07-01', $2, $3, 'INSTRUCTED', $4, $4, 'op', 'test',"
-        " $5)",
+        " VALUES ($1, 'COVID19_CT', 1, '2020-07', '2020-07-01', $2, $3, 'INSTRUCTED', $4, $5, 'op', 'test',"
+        " $6)",
         run_id,
         *JULY,
         lines,
+        len(household_ids),
         instructed_at,
     )
-    for _ in range(lines):
+    for i in range(lines):
         await conn.execute(
             "INSERT INTO payment_lines (payment_id, run_id, programme_code, period, household_id, component,"
             " attempt, amount_riel, terms, explanation, province_code, commune_code, village_code,"
             " location_category, poverty_level, payee_name, channel, status)"
-            " VALUES ($1, $2, 'COVID19_CT', '2020-07', $3, 'MONTHLY', 1, 300000, '[]', '300,000 = 300,000',"
+            " VALUES ($1, $2, 'COVID19_CT', '2020-07', $3, $4, 1, 300000, '[]', '300,000 = 300,000',"
             " '12', '120101', '12010101', 'PHNOM_PENH', 'POOR_1', 'payee', 'WING', 'CALCULATED')",
             uuid.uuid4(),
             run_id,
-            uuid.uuid4(),
+            household_ids[i % len(household_ids)],
+            ("MONTHLY", "HIV", "ELDERLY")[i // len(household_ids)],
         )
     await store.add_tallies(conn, run_id, "CALCULATED", {"12": (lines, 300_000 * lines)})
     run = await store.get_run(conn, run_id)
@@ -191,15 +196,16 @@ async def counted(conn: asyncpg.Connection, run_id: Any) -> list[dict[str, Any]]
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("households", [6, 3], ids=["a line a household", "two lines a household"])
 async def test_counts_are_the_lines_counted_in_every_state_of_a_run(
-    pool: asyncpg.Pool,
-    monkeypatch: pytest.MonkeyPatch,
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, households: int
 ) -> None:
     monkeypatch.setattr(api, "CACHED_FROM_LINES", 0)  # a large run, whatever its size
     async with pool.acquire() as conn:
-        run_id = await instructed_run(conn, instructed_at=datetime.now(UTC), lines=3)
+        run_id = await instructed_run(conn, instructed_at=datetime.now(UTC), lines=6, households=households)
         all_instructed = await shown(conn, run_id)
-        await report(conn, run_id, PaymentStatus.PAID)
+        for _ in range(4):
+            await report(conn, run_id, PaymentStatus.PAID)
         some_paid = await shown(conn, run_id)
         assert some_paid == await counted(conn, run_id)
         for _ in range(2):
@@ -207,6 +213,7 @@ async def test_counts_are_the_lines_counted_in_every_state_of_a_run(
         all_paid = await shown(conn, run_id)
 
         assert all_paid == await counted(conn, run_id)
-    assert all_instructed == [{"status": "INSTRUCTED", "lines": 3, "households": 3, "amount_riel": 900_000}]
+    everyone = {"lines": 6, "households": households, "amount_riel": 1_800_000}
+    assert all_instructed == [{"status": "INSTRUCTED", **everyone}]
     assert [c["status"] for c in some_paid] == ["INSTRUCTED", "PAID"]
-    assert all_paid == [{"status": "PAID", "lines": 3, "households": 3, "amount_riel": 900_000}]
+    assert all_paid == [{"status": "PAID", **everyone}]
