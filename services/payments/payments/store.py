@@ -427,6 +427,8 @@ async def instruct_next(
 # The PSP's final words (rows of ``reported``: payment_id, status, reason, at) appended to
 # line_outcomes, the first one per line only; a FAILED line gives up its never-twice slot; the
 # tallies move the lines from INSTRUCTED to their status. Returns the payment ids recorded now.
+# A batch's lines (and instructions, in apply_statuses) are looked up by key: LATERAL ... OFFSET 0
+# and = ANY keep the planner from a hash join, which reads every line of every run, each batch.
 _RECORD_OUTCOMES = f"""
 , applied AS (
     INSERT INTO line_outcomes (payment_id, status, reason, at)
@@ -435,10 +437,10 @@ _RECORD_OUTCOMES = f"""
     RETURNING payment_id, status
 ), settled AS MATERIALIZED (
     SELECT l.payment_id, l.run_id, l.province_code, l.amount_riel, a.status
-    FROM applied a JOIN payment_lines l USING (payment_id)
+    FROM applied a, LATERAL (SELECT * FROM payment_lines l WHERE l.payment_id = a.payment_id OFFSET 0) l
 ), freed AS (
-    UPDATE payment_lines l SET status = 'FAILED' FROM settled s
-    WHERE l.payment_id = s.payment_id AND s.status = 'FAILED'
+    UPDATE payment_lines SET status = 'FAILED'
+    WHERE payment_id = ANY(ARRAY(SELECT payment_id FROM settled WHERE status = 'FAILED'))
 ), {_tally_move("settled", run="run_id", old="'INSTRUCTED'", new="status")}
 SELECT payment_id FROM settled
 """
@@ -452,7 +454,8 @@ async def apply_statuses(conn: asyncpg.Connection, statuses: list[PaymentStatusR
     rows = await conn.fetch(
         "WITH reported AS (SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[],"
         " $5::timestamptz[]) AS u(payment_id, run_id, status, reason, at)"
-        " JOIN instructions i ON i.run_id = u.run_id AND i.payment_id = u.payment_id)" + _RECORD_OUTCOMES,
+        " JOIN LATERAL (SELECT FROM instructions i WHERE i.run_id = u.run_id AND i.payment_id = u.payment_id"
+        " OFFSET 0) AS instructed ON true)" + _RECORD_OUTCOMES,
         [s.payment_id for s in statuses],
         [s.run_id for s in statuses],
         [str(s.status) for s in statuses],

@@ -73,7 +73,8 @@ WITH due AS (
     SELECT payment_id FROM settlements
     WHERE reported_at IS NULL AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ), reported AS (
-    UPDATE settlements s SET reported_at = $1 FROM due WHERE s.payment_id = due.payment_id
+    -- Looked up by key: joined with "due", the planner reads every settlement held (a hash join).
+    UPDATE settlements s SET reported_at = $1 WHERE s.payment_id = ANY(ARRAY(SELECT payment_id FROM due))
     RETURNING s.payment_id, s.run_id, s.household_id, s.status, s.reason, s.report_twice, s.due_at
 ), copies AS MATERIALIZED (
     SELECT reported.*, copy, gen_random_uuid() AS event_id
