@@ -196,6 +196,15 @@ async def _all_sent(conn: asyncpg.Connection) -> bool:
     return await unsent(conn) == 0
 
 
+async def _lock_holder(conn: asyncpg.Connection) -> int | None:
+    """The backend pid holding the relay's lock in this database."""
+    return await conn.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        outbox.RELAY_LOCK_ID,
+    )
+
+
 async def test_the_relay_polls_when_no_notify_arrives(target: OutboxUnderTest, stack: TestStack) -> None:
     relay = await RunningRelay.start(target, poll_seconds=0.5)
     conn = await asyncpg.connect(target.database_url)
@@ -207,15 +216,13 @@ async def test_the_relay_polls_when_no_notify_arrives(target: OutboxUnderTest, s
         silent = await target.insert_without_notify(conn, "silent", 1)
         await wait_for(lambda: _all_sent(conn), what="the row written without NOTIFY published")
 
-        # Its LISTEN connection (the one holding the leader lock) dropped: it goes on polling.
-        listener = await conn.fetchval(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            outbox.RELAY_LOCK_ID,
-        )
+        # Its LISTEN connection (the one holding the leader lock) dropped: the lock went with it, so
+        # it leads again only once it holds the lock on a new connection, then publishes.
+        listener = await _lock_holder(conn)
         assert await conn.fetchval("SELECT pg_terminate_backend($1)", listener)
         orphaned = await target.enqueue(conn, "orphaned", 2)
         await wait_for(lambda: _all_sent(conn), what="a row published after the LISTEN connection dropped")
+        assert await _lock_holder(conn) not in (None, listener)
     finally:
         await conn.close()
         await relay.stop()

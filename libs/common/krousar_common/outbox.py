@@ -92,11 +92,21 @@ class OutboxRelay:
         self._stopping = False
 
     async def run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._lead()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox.leadership_lost", error=describe_error(exc)[:500])
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _lead(self) -> None:
+        """Publish while this process holds the lock. The lock lives as long as the connection that
+        took it: once that connection is gone another replica may lead, so this one stops."""
         async with self.pool.acquire() as lock_conn:
             await self._wait_for_leadership(lock_conn)
             await lock_conn.add_listener(CHANNEL, self._on_notify)
             try:
-                await self._publish_loop()
+                await self._publish_loop(lock_conn)
             finally:
                 with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
                     await lock_conn.remove_listener(CHANNEL, self._on_notify)
@@ -113,8 +123,11 @@ class OutboxRelay:
         while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_ID):
             await asyncio.sleep(self.poll_seconds)
 
-    async def _publish_loop(self) -> None:
+    async def _publish_loop(self, lock_conn: asyncpg.Connection) -> None:
         while not self._stopping:
+            if lock_conn.is_closed():
+                log.warning("outbox.leadership_lost", error="the lock's connection closed")
+                return
             try:
                 published = await self.publish_batch()
             except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
