@@ -3,7 +3,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 PY := .venv/bin/python
 
-.PHONY: up down clean infra install test test-unit lint format bench bench-import bench-api bench-payments bench-eligibility schemas
+.PHONY: up down clean infra install test test-unit lint format bench bench-import bench-api bench-payments bench-eligibility bench-national schemas
 
 up:            ## install what is missing, start the stack and every service, print the URLs
 	@$(STACK) up
@@ -41,6 +41,7 @@ bench: infra   ## benchmarks at the sizes the issues name; results in docs/bench
 	@.venv/bin/python -m bench.bench_eligibility --households 700000
 	@.venv/bin/python -m bench.bench_api --rate 200 --seconds 30
 	@.venv/bin/python -m bench.bench_payments --households 705487
+	@.venv/bin/python -m bench.bench_national --households 705487
 
 bench-import: infra  ## only the bulk import benchmark (HOUSEHOLDS=100000)
 	@.venv/bin/python -m bench.bench_import --households $(HOUSEHOLDS)
@@ -53,3 +54,6 @@ bench-payments: infra  ## a national payment run (705,487 households) through re
 
 bench-eligibility: infra  ## full re-evaluation of 700,000 households, and registration → decision delay
 	@.venv/bin/python -m bench.bench_eligibility --households 700000
+
+bench-national: infra  ## the national caseload (705,487 households) from import to a reconciled run, beside the floor
+	@.venv/bin/python -m bench.bench_national --households 705487

@@ -191,13 +191,15 @@ async def run(households: int) -> Report:
         ):
             await load_projection(stack, households)
         async with httpx.AsyncClient(base_url=payments.url, timeout=1800) as client:
-            run = await _calculate(client, report, households)
-            await _instruct(client, report, run)
+            with report.stage("create + calculate + store (COPY)", households, "households"):
+                run = await calculate(client, "2023-03")
+            with report.stage("approve + instruct (outbox COPY)", run["lines"], "payments"):
+                await instruct(client, run)
             with report.stage("outbox relay: last instruction on Kafka", run["lines"], "payments"):
                 await wait_for(lambda: drained(stack), timeout=1800, interval=0.5, what="outbox drained")
             with report.stage("PSP simulator settles, run RECONCILED", run["lines"], "payments"):
                 await wait_for(
-                    lambda: _reconciled(stack, run["run_id"]),
+                    lambda: reconciled(stack, run["run_id"]),
                     timeout=1800,
                     interval=1,
                     what="the run to reconcile",
@@ -210,30 +212,30 @@ async def run(households: int) -> Report:
     return report
 
 
-async def _calculate(client: httpx.AsyncClient, report: Report, households: int) -> dict:
-    with report.stage("create + calculate + store (COPY)", households, "households"):
-        created = await client.post(
-            "/v1/runs",
-            params={"wait": "true"},
-            json={"programme_code": "COVID19_CT", "period": "2023-03"},
-            headers=bearer("bench-operator", "payment_operator"),
-        )
+async def calculate(client: httpx.AsyncClient, period: str) -> dict:
+    """Create and calculate a COVID19_CT run for ``period``; the run, CALCULATED."""
+    created = await client.post(
+        "/v1/runs",
+        params={"wait": "true"},
+        json={"programme_code": "COVID19_CT", "period": period},
+        headers=bearer("bench-operator", "payment_operator"),
+    )
     run = created.json()
     assert run["state"] == "CALCULATED", run
     return run
 
 
-async def _instruct(client: httpx.AsyncClient, report: Report, run: dict) -> None:
-    with report.stage("approve + instruct (outbox COPY)", run["lines"], "payments"):
-        approved = await client.post(
-            f"/v1/runs/{run['run_id']}/approval",
-            params={"wait": "true"},
-            headers=bearer("bench-approver", "payment_approver"),
-        )
+async def instruct(client: httpx.AsyncClient, run: dict) -> None:
+    """Approve the run (another person) and wait until every line is instructed."""
+    approved = await client.post(
+        f"/v1/runs/{run['run_id']}/approval",
+        params={"wait": "true"},
+        headers=bearer("bench-approver", "payment_approver"),
+    )
     assert approved.json()["state"] == "INSTRUCTED", approved.text
 
 
-async def _reconciled(stack: TestStack, run_id: str) -> bool:
+async def reconciled(stack: TestStack, run_id: str) -> bool:
     """The run's state from its row: GET /v1/runs/{id} counts the run's lines by status, and a probe
     every second must not add that to what is measured."""
     conn = await asyncpg.connect(f"{stack.pg_url}/{stack.database('payments')}")

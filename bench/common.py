@@ -3,6 +3,7 @@
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,17 +66,67 @@ class CpuMeter:
             children.setdefault(parent, []).append(pid)
         # A tree's processes, and those of its that have ended (worker processes of a pool).
         cpu = {pid: own + ended for pid, _, _, own, ended in processes}
-        used = {}
-        for name, root in self.trees.items():
-            todo, total = [root], 0.0
-            while todo:
-                pid = todo.pop()
-                total += cpu.get(pid, 0.0)
-                todo += children.get(pid, [])
-            used[name] = total
+        used = {
+            name: sum(cpu.get(pid, 0.0) for pid in _tree(root, children)) for name, root in self.trees.items()
+        }
         for name, needles in self.titles.items():
             used[name] = sum(own for _, _, line, own, _ in processes if all(n in line for n in needles))
         return used
+
+
+def _tree(root: int, children: dict[int, list[int]]) -> Iterator[int]:
+    """``root`` and every process descended from it."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        yield pid
+        todo += children.get(pid, [])
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _resident_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+    except (OSError, IndexError):
+        return 0  # gone meanwhile
+
+
+@dataclass
+class PeakMemory:
+    """The highest resident memory each process tree (a service with its worker processes, summed)
+    reached, sampled every ``interval`` seconds in a thread of its own while the ``with`` lasts."""
+
+    trees: dict[str, int]
+    interval: float = 0.5
+    peaks: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        children: dict[int, list[int]] = {}
+        for pid, parent, *_ in _processes():
+            children.setdefault(parent, []).append(pid)
+        for name, root in self.trees.items():
+            resident = sum(_resident_bytes(pid) for pid in _tree(root, children))
+            self.peaks[name] = max(self.peaks.get(name, 0), resident)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def summary(self) -> str:
+        return ", ".join(f"{name} {peak / 2**20:,.0f} MiB" for name, peak in self.peaks.items())
 
 
 @dataclass

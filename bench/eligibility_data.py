@@ -30,6 +30,7 @@ from topups import seed
 from bench.common import DATA
 
 CHUNK = 10_000  # households per planning job
+ENROLLED_ON = date(2023, 4, 1)
 CARDS_PER_CHUNK = 1_000  # card sequence numbers each job may use per village
 ACTOR = Principal(user_id="bench", roles=frozenset({"registry_admin"}))
 SEED_FOLDER = Path(seed.__file__).resolve().parent / "seed"
@@ -192,7 +193,8 @@ def enrolled(household_id: str, share: float) -> bool:
     return int.from_bytes(digest, "big") < share * 2**32
 
 
-def enrolment_row(data: dict[str, Any]) -> tuple[Any, ...]:
+def enrolment_row(data: dict[str, Any], verified_on: date) -> tuple[Any, ...]:
+    """The household's head enrolled as payee, identity verified on ``verified_on``."""
     head = next(m for m in data["members"] if m["member_id"] == data["head_member_id"])
     return (
         uuid.uuid4(),
@@ -205,7 +207,7 @@ def enrolment_row(data: dict[str, Any]) -> tuple[Any, ...]:
         "012345678",
         "NATIONAL_ID",
         "bench",
-        date(2023, 4, 1),
+        verified_on,
     )
 
 
@@ -239,7 +241,7 @@ async def load_projection(
     for data, text in read_snapshots(path):
         households.append(household_row(data, text))
         if enrolled(data["household_id"], enrolled_share):
-            enrolments.append(enrolment_row(data))
+            enrolments.append(enrolment_row(data, ENROLLED_ON))
         conditions += condition_rows(data, visit_on)
         if len(households) == batch:
             await _copy(conn, counts, households, enrolments, conditions)
