@@ -22,6 +22,7 @@ from krousar_common.testing import ServiceProcess, TestStack, bearer, wait_for
 
 STAFF = bearer("staff-1", "commune_staff", communes=["120101", "121101", "010201"])
 OTHER_STAFF = bearer("staff-2", "commune_staff", communes=["080101"])
+STAFF_121101 = bearer("staff-3", "commune_staff", communes=["121101"])
 ADMIN = bearer("admin-1", "registry_admin")
 MANAGER = bearer("manager-1", "programme_manager")
 HEALTH = bearer("nurse-1", "health_staff")
@@ -184,14 +185,26 @@ async def test_enrolment_withdrawal_and_history(services, decisions) -> None:
     await wait_for(lambda: projected(eligibility, household_id), what="household projected")
     first = (await enrol(eligibility, household_id)).json()
     second = (await enrol(eligibility, household_id)).json()  # a new payee account: replaces the first
+    path = f"/v1/households/{household_id}"
     async with eligibility.client() as client:
+        refused = [
+            (await client.get(f"{path}{view}", headers=OTHER_STAFF)).status_code
+            for view in ("", "/eligibility", "/enrolments")
+        ]
+        refused_withdrawal = await client.post(
+            f"/v1/enrolments/{second['enrolment_id']}/withdrawal",
+            json={"reason": "moved to Thailand"},
+            headers=OTHER_STAFF,
+        )
         withdrawn = await client.post(
             f"/v1/enrolments/{second['enrolment_id']}/withdrawal",
             json={"reason": "moved to Thailand"},
             headers=STAFF,
         )
-        history = (await client.get(f"/v1/households/{household_id}/enrolments", headers=VIEWER)).json()
+        history = (await client.get(f"{path}/enrolments", headers=STAFF)).json()
 
+    assert refused == [403, 403, 403]
+    assert refused_withdrawal.status_code == 403
     assert withdrawn.status_code == 200, withdrawn.text
     assert [(e["enrolment_id"], e["status"]) for e in history] == [
         (first["enrolment_id"], "REPLACED"),
@@ -239,12 +252,26 @@ async def test_topup_for_two_communes_covers_only_their_households(services, dec
             )
         ).json()
         funnel = (await client.get("/v1/coverage", params={"programme": code}, headers=VIEWER)).json()
+        scoped = {
+            period: await client.get(
+                f"/v1/programmes/{code}/beneficiaries",
+                params=period and {"period": period},
+                headers=STAFF_121101,
+            )
+            for period in (None, dates[1])  # from the decisions in force; decided on the fly
+        }
+        refused = await client.get(
+            f"/v1/programmes/{code}/beneficiaries", params={"commune": "120101"}, headers=STAFF_121101
+        )
 
     (payment,) = next(p for p in view["programmes"] if p["programme_code"] == code)["payments"]
     assert (payment["payment_key"], payment["amount_riel"]) == (dates[0], 120_000)
     assert payment["lines"][0]["explanation"] == "100,000 + 2 × 10,000 = 120,000"
     listed = {item["household_id"] for item in page["items"] + rest["items"]}
     assert listed == {households["120101"], households["121101"]}
+    for response in scoped.values():  # commune staff see their own commune's beneficiaries only
+        assert [item["household_id"] for item in response.json()["items"]] == [households["121101"]]
+    assert refused.status_code == 403
     assert funnel["totals"]["enrolled"] == 2
     by_commune = {c["commune_code"]: c for c in funnel["by_commune"]}
     assert by_commune["010201"]["poor"] >= 1 and by_commune["010201"]["enrolled"] == 0

@@ -380,28 +380,44 @@ async def test_a_member_change_is_checked_like_a_registration(api, stack) -> Non
 # --- commune scope ----------------------------------------------------------------------------------
 
 
+def changes_of(household: dict) -> list[tuple[str, str, dict]]:
+    """A request for every change route of the registry, on ``household`` at version 1."""
+    path = f"/v1/households/{household['household_id']}"
+    child = household["members"][1]["member_id"]
+    newcomer = make_member(name_km="សុខ ថ្មី", sex="M", date_of_birth="2025-06-01", relationship="CHILD")
+    arrival = {"member": newcomer, "effective_on": "2025-06-01"}
+    leaving = {"member_id": child, "effective_on": "2025-06-01"}
+    council = {"direction": "UP", "reason": "the house burnt down in May", "decided_on": "2025-06-01"}
+    return [
+        *[("POST", f"{path}/{event}", arrival) for event in ("births", "moves-in", "marriages")],
+        *[("POST", f"{path}/{event}", leaving) for event in ("deaths", "moves-out")],
+        ("PATCH", f"{path}/members/{child}", {"effective_on": "2025-06-01", "name_km": "សុខ ថ្មី"}),
+        ("POST", f"{path}/withdrawal", {"reason": "moved away"}),
+        ("POST", f"{path}/assessments", {"interviewed_on": "2025-06-01", "answers": URBAN_POOR_ANSWERS}),
+        ("POST", f"{path}/council-decisions", council),
+        ("POST", f"{path}/card/replacement", {"reason": "lost in the flood"}),
+    ]
+
+
 async def test_commune_staff_cannot_write_outside_their_communes(api, stack) -> None:
     national_id = random_national_id()
     elsewhere = make_household(
         village_code=RURAL_VILLAGE, answers=RURAL_POOR_ANSWERS, members=[make_member(national_id=national_id)]
     )
     theirs = await register(api)
-    birth = {
-        "member": make_member(name_km="សុខ ថ្មី", sex="M", date_of_birth="2025-06-01", relationship="CHILD"),
-        "effective_on": "2025-06-01",
-    }
 
     refused = await api.post("/v1/households", json=elsewhere, headers=STAFF)
-    refused_change = await api.post(
-        f"/v1/households/{theirs['household_id']}/births",
-        json=birth,
-        headers={**OTHER_STAFF, "If-Match": '"1"'},
-    )
+    refused_changes = {
+        path: (
+            await api.request(method, path, json=body, headers={**OTHER_STAFF, "If-Match": '"1"'})
+        ).status_code
+        for method, path, body in changes_of(theirs)
+    }
 
     assert refused.status_code == 403
     assert refused.headers["content-type"] == PROBLEM_JSON
     assert await count(stack, "SELECT count(*) FROM members WHERE national_id = $1", national_id) == 0
-    assert refused_change.status_code == 403
+    assert refused_changes == dict.fromkeys(refused_changes, 403)
     unchanged = (await api.get(f"/v1/households/{theirs['household_id']}", headers=VIEWER)).json()
     assert (unchanged["version"], len(unchanged["members"])) == (1, 2)
     assert (
@@ -410,6 +426,53 @@ async def test_commune_staff_cannot_write_outside_their_communes(api, stack) -> 
         )
         == 1
     )
+
+
+async def test_commune_staff_read_only_households_of_their_communes(api) -> None:
+    theirs = await register(api)
+    head = make_member(name_km=random_khmer_name(), date_of_birth="1979-03-03")
+    child = make_member(name_km="សុខ ដារ៉ា", sex="M", date_of_birth="2022-01-01", relationship="CHILD")
+    twins = [
+        make_household(
+            village_code=RURAL_VILLAGE,
+            answers=RURAL_POOR_ANSWERS,
+            members=[{**head, "national_id": random_national_id()}, child],
+        )
+        for _ in range(2)
+    ]
+    _, elsewhere = [await register(api, body, OTHER_STAFF) for body in twins]  # the second: a duplicate
+    path = f"/v1/households/{elsewhere['household_id']}"
+    reads = {
+        "household": path,
+        "history": f"{path}/history",
+        "card": f"/v1/cards/{elsewhere['card']['card_number']}",
+        "duplicates": "/v1/duplicates?commune=010201",
+        **{
+            f"{area} filter": f"/v1/households?{area}={code}"
+            for area, code in {
+                "province": "01",
+                "district": "0102",
+                "commune": "010201",
+                "village": RURAL_VILLAGE,
+            }.items()
+        },
+    }
+
+    refused = {read: await api.get(url, headers=STAFF) for read, url in reads.items()}
+    allowed = {read: await api.get(url, headers=OTHER_STAFF) for read, url in reads.items()}
+    unfiltered = await api.get("/v1/households", params={"limit": 500}, headers=STAFF)
+    wider = await api.get("/v1/households", params={"province": "12", "limit": 500}, headers=STAFF)
+    own = await api.get(f"/v1/households/{theirs['household_id']}/history", headers=STAFF)
+
+    assert {read: r.status_code for read, r in refused.items()} == dict.fromkeys(reads, 403)
+    assert {r.headers["content-type"] for r in refused.values()} == {PROBLEM_JSON}
+    assert {read: r.status_code for read, r in allowed.items()} == dict.fromkeys(reads, 200)
+    assert elsewhere["household_id"] in {d["household_id"] for d in allowed["duplicates"].json()}
+    for page in (unfiltered, wider):
+        assert page.status_code == 200, page.text
+        assert page.json()["items"]
+        assert {h["commune_code"] for h in page.json()["items"]} == {"120101"}
+    assert own.status_code == 200 and own.json()[0]["action"]
 
 
 # --- idempotent retries -------------------------------------------------------------------------------

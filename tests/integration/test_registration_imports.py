@@ -17,6 +17,8 @@ from krousar_common.testing import bearer
 
 ADMIN = bearer("admin-1", "registry_admin")
 STAFF = bearer("staff-phnom-penh", "commune_staff", communes=["120101"])
+OTHER_STAFF = bearer("staff-banteay-meanchey", "commune_staff", communes=["010201"])
+VIEWER = bearer("viewer-1", "viewer")
 PP_VILLAGE = "12010103"
 RURAL_VILLAGE = "01020103"
 CSV = {"Content-Type": "text/csv"}
@@ -176,6 +178,18 @@ async def test_commune_staff_cannot_import_outside_their_communes(api, stack) ->
         assert await households_of(conn, [m["national_id"] for m in elsewhere["members"]]) == set()
     finally:
         await conn.close()
+
+
+async def test_commune_staff_read_only_the_imports_they_uploaded(api) -> None:
+    bad = make_household(village_code="12999999", members=two_members()[:1])
+    response = await upload(api, csv_file(household_csv_rows("H1", bad)), STAFF)
+    reads = [response.headers["location"], f"{response.headers['location']}/errors.csv"]
+
+    refused = [(await api.get(url, headers=OTHER_STAFF)).status_code for url in reads]
+    allowed = [(await api.get(url, headers=h)).status_code for url in reads for h in (STAFF, VIEWER)]
+
+    assert refused == [403, 403]
+    assert allowed == [200] * 4
 
 
 async def test_import_errors_are_downloadable_as_csv(api) -> None:

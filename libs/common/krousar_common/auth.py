@@ -1,7 +1,8 @@
 """JWT bearer auth (HS256) with roles and commune scope.
 
 Claims: ``sub`` (user id), ``roles`` (list), ``communes`` (commune codes a commune_staff user may
-write in; a province code ``PP`` grants all its communes), ``exp``.
+write and read in; a province code ``PP`` grants all its communes), ``exp``. Every other role reads
+households everywhere.
 """
 
 from dataclasses import dataclass, field
@@ -45,6 +46,20 @@ class Principal:
         if "registry_admin" in self.roles or self.covers_commune(commune_code):
             return
         raise Forbidden(f"user {self.user_id} may not write in commune {commune_code}")
+
+    @property
+    def read_scope(self) -> frozenset[str] | None:
+        """The commune and province codes whose households this principal may read; None: all.
+        Only commune staff are held to their communes: any other role reads everywhere."""
+        return None if (self.roles & set(ROLES)) - {"commune_staff"} else self.communes
+
+    def ensure_reads(self, *area_codes: str | None) -> None:
+        """Each area given (province, district, commune or village code) must overlap the read scope."""
+        scope = self.read_scope
+        for area in area_codes:
+            if scope is None or area is None or any(area.startswith(c) or c.startswith(area) for c in scope):
+                continue
+            raise Forbidden(f"user {self.user_id} may not read households in {area}")
 
 
 def mint_token(

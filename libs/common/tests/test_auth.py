@@ -37,3 +37,17 @@ def test_commune_scope() -> None:
     with pytest.raises(Forbidden):
         staff.ensure_commune("120102")
     Principal("admin", frozenset({"registry_admin"})).ensure_commune("250101")
+
+
+def test_read_scope() -> None:
+    staff = Principal("u1", frozenset({"commune_staff"}), frozenset({"120101", "05"}))
+
+    assert staff.read_scope == {"120101", "05"}
+    staff.ensure_reads("12", "1201", "120101", "12010103", "050102", "05", None)  # overlap the claim
+    for area in ("01", "1202", "120102", "12010203"):
+        with pytest.raises(Forbidden):
+            staff.ensure_reads(area)
+    for roles in ({"viewer"}, {"commune_staff", "registry_admin"}, {"payment_operator"}):
+        reader = Principal("u2", frozenset(roles), frozenset({"120101"}))
+        assert reader.read_scope is None
+        reader.ensure_reads("250101")

@@ -169,10 +169,12 @@ async def beneficiaries(
     period: str | None,
     province: str | None,
     commune: str | None,
+    within: frozenset[str] | None,
     cursor: UUID | None,
     limit: int,
 ) -> dict[str, Any]:
-    """Eligible (payable) households, ordered by id; ``next_cursor`` continues the list.
+    """Eligible (payable) households, ordered by id, in ``within`` (commune and province codes;
+    None: anywhere); ``next_cursor`` continues the list.
 
     For the current payment they come from the decisions in force; for another period they are
     decided on the fly, examining at most ``SCAN_LIMIT`` households per page.
@@ -181,7 +183,13 @@ async def beneficiaries(
     stored_keys = await store.payment_keys_of(conn, code)
     if period is None or any(_matches(period, k) for k in stored_keys):
         rows = await store.beneficiaries(
-            conn, code, province=province, commune=commune, after=cursor or NOWHERE, limit=limit
+            conn,
+            code,
+            province=province,
+            commune=commune,
+            within=within,
+            after=cursor or NOWHERE,
+            limit=limit,
         )
         next_cursor = rows[-1]["household_id"] if len(rows) == limit else None
         return {
@@ -191,7 +199,9 @@ async def beneficiaries(
             "next_cursor": next_cursor,
         }
     key = _key_of(programme, period)
-    items, next_cursor = await _decide_page(conn, programme, key, province, commune, cursor or NOWHERE, limit)
+    items, next_cursor = await _decide_page(
+        conn, programme, key, province, commune, within, cursor or NOWHERE, limit
+    )
     return {
         "programme_code": code,
         "source": f"computed for {key}",
@@ -206,13 +216,14 @@ async def _decide_page(
     key: str,
     province: str | None,
     commune: str | None,
+    within: frozenset[str] | None,
     after: UUID,
     limit: int,
 ) -> tuple[list[dict[str, Any]], UUID | None]:
     items: list[dict[str, Any]] = []
     for _ in range(SCAN_LIMIT // SCAN_CHUNK):
         ids = await store.household_ids_in_area(
-            conn, province=province, commune=commune, after=after, limit=SCAN_CHUNK
+            conn, province=province, commune=commune, within=within, after=after, limit=SCAN_CHUNK
         )
         if not ids:
             return items, None

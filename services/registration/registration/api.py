@@ -95,9 +95,15 @@ async def register_household(
     return await idempotent(request, principal, handle)
 
 
+async def readable_view(conn: Conn, household_id: UUID, principal: Principal) -> dict[str, Any]:
+    view = await service.get_household_view(conn, household_id)
+    principal.ensure_reads(view["commune_code"])
+    return view
+
+
 @router.get("/households/{household_id}", response_model=HouseholdRead)
 async def get_household(household_id: UUID, conn: Conn, principal: Reader) -> Response:
-    return household_response(await service.get_household_view(conn, household_id), principal)
+    return household_response(await readable_view(conn, household_id, principal), principal)
 
 
 @router.get("/households", response_model=HouseholdPage)
@@ -120,9 +126,11 @@ async def list_households(
         "province_code": province,
         "poverty_level": level,
     }
+    principal.ensure_reads(village, commune, district, province)
     views = await service.list_household_views(
         conn,
         filters={k: v for k, v in filters.items() if v is not None},
+        within=principal.read_scope,
         card_status=card_status,
         after=cursor,
         limit=limit,
@@ -134,7 +142,7 @@ async def list_households(
 @router.get("/households/{household_id}/history", response_model=list[AuditEntry])
 async def household_history(household_id: UUID, conn: Conn, principal: Reader) -> list[dict[str, Any]]:
     """Every write to the household: what, who, when, and the version it produced."""
-    await service.get_household_view(conn, household_id)  # 404 for an unknown household
+    await readable_view(conn, household_id, principal)  # 404 for an unknown household
 
     return [dict(r) for r in await store.get_audit(conn, household_id)]
 
@@ -355,6 +363,7 @@ async def get_card(card_number: str, conn: Conn, principal: Reader) -> dict[str,
     card = await store.get_card(conn, card_number)
     if card is None:
         raise NotFound(f"card {card_number} not found")
+    await readable_view(conn, card["household_id"], principal)
     return {**dict(card), "household_id": str(card["household_id"])}
 
 
@@ -382,5 +391,5 @@ async def possible_duplicates(
     conn: Conn, principal: Reader, commune: Annotated[str, Query(pattern=r"^[0-9]{6}$")]
 ) -> list[dict[str, Any]]:
     """Households flagged possible_duplicate (same head name, birth date and village) for review."""
-
+    principal.ensure_reads(commune)
     return jsonable_encoder([dict(r) for r in await store.possible_duplicates(conn, commune)])

@@ -425,11 +425,12 @@ async def list_household_views(
     conn: asyncpg.Connection,
     *,
     filters: dict[str, Any],
+    within: frozenset[str] | None,
     card_status: str | None,
     after: UUID | None,
     limit: int,
 ) -> list[dict[str, Any]]:
     rows = await store.list_households(
-        conn, filters=filters, card_status=card_status, after=after, limit=limit
+        conn, filters=filters, within=within, card_status=card_status, after=after, limit=limit
     )
     return [await _view(conn, row) for row in rows]

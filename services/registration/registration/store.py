@@ -357,15 +357,20 @@ async def list_households(
     conn: asyncpg.Connection,
     *,
     filters: dict[str, Any],
+    within: frozenset[str] | None,
     card_status: str | None,
     after: UUID | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Keyset pagination on household_id; ``filters`` maps a column of households to a value."""
+    """Keyset pagination on household_id; ``filters`` maps a column of households to a value;
+    ``within``, when given, the commune and province codes the households must be in."""
     clauses, args = [], []
     for column, value in filters.items():
         args.append(value)
         clauses.append(f"h.{column} = ${len(args)}")
+    if within is not None:
+        args.append(list(within))
+        clauses.append(f"(h.commune_code = ANY(${len(args)}) OR h.province_code = ANY(${len(args)}))")
     if card_status is not None:
         args.append(card_status)
         clauses.append(

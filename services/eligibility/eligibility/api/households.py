@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from krousar_common.auth import Principal
 from krousar_common.errors import NotFound
 from krousar_common.idempotency import idempotent
 from krousar_common.web import Conn, RuntimeDep
@@ -20,12 +21,18 @@ router = APIRouter(prefix="/v1/households", tags=["households"])
 Period = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
 
 
-@router.get("/{household_id}")
-async def get_household(household_id: UUID, conn: Conn, principal: Reader) -> dict[str, Any]:
-    """The household as eligibility knows it (its projection of the registry's events)."""
+async def readable_household(conn: Conn, household_id: UUID, principal: Principal) -> Any:
     row = await store.get_household(conn, household_id)
     if row is None:
         raise NotFound(f"household {household_id} is not known to eligibility (yet)")
+    principal.ensure_reads(row["commune_code"])
+    return row
+
+
+@router.get("/{household_id}")
+async def get_household(household_id: UUID, conn: Conn, principal: Reader) -> dict[str, Any]:
+    """The household as eligibility knows it (its projection of the registry's events)."""
+    row = await readable_household(conn, household_id, principal)
     snapshot = row["snapshot"]
     if not principal.has_any(*views.HIV_READERS):  # legally sensitive: only roles that need it
         for member in snapshot["members"]:
@@ -43,6 +50,7 @@ async def get_eligibility(
 ) -> Any:
     """For every programme: eligible or not, the reasons, and the amount of each payment of the
     period (or the current payment on ``date``) with the calculator's arithmetic."""
+    await readable_household(conn, household_id, principal)
     view = await views.household_eligibility(conn, household_id, period=period, on=on, principal=principal)
     return jsonable_encoder(view)
 
@@ -50,6 +58,7 @@ async def get_eligibility(
 @router.get("/{household_id}/enrolments", response_model=list[EnrolmentRead])
 async def enrolment_history(household_id: UUID, conn: Conn, principal: Reader) -> list[dict[str, Any]]:
     """Every enrolment of the household, oldest first (replaced and withdrawn ones included)."""
+    await readable_household(conn, household_id, principal)
     return [dict(r) for r in await store.enrolment_history(conn, household_id)]
 
 

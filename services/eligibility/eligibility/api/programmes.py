@@ -39,9 +39,18 @@ async def beneficiaries(
     cursor: UUID | None = Query(None, description="next_cursor of the previous page"),
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
-    """Eligible households of the programme (cursor pagination, by household id)."""
+    """Eligible households of the programme (cursor pagination, by household id); commune staff
+    see only their communes'."""
+    principal.ensure_reads(province, commune)
     page = await views.beneficiaries(
-        conn, code, period=period, province=province, commune=commune, cursor=cursor, limit=limit
+        conn,
+        code,
+        period=period,
+        province=province,
+        commune=commune,
+        within=principal.read_scope,
+        cursor=cursor,
+        limit=limit,
     )
     return jsonable_encoder(page)
 

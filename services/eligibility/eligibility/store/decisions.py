@@ -87,12 +87,17 @@ async def decisions_table(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
+def _codes(within: frozenset[str] | None) -> list[str] | None:
+    return None if within is None else sorted(within)
+
+
 async def beneficiaries(
     conn: asyncpg.Connection,
     code: str,
     *,
     province: str | None,
     commune: str | None,
+    within: frozenset[str] | None,
     after: UUID,
     limit: int,
 ) -> list[asyncpg.Record]:
@@ -103,26 +108,36 @@ async def beneficiaries(
         " FROM decisions d JOIN households h USING (household_id)"
         " WHERE d.programme_code = $1 AND d.eligible AND d.household_id > $2"
         " AND ($3::text IS NULL OR h.province_code = $3) AND ($4::text IS NULL OR h.commune_code = $4)"
+        " AND ($6::text[] IS NULL OR h.commune_code = ANY($6) OR h.province_code = ANY($6))"
         " ORDER BY d.household_id LIMIT $5",
         code,
         after,
         province,
         commune,
         limit,
+        _codes(within),
     )
 
 
 async def household_ids_in_area(
-    conn: asyncpg.Connection, *, province: str | None, commune: str | None, after: UUID, limit: int
+    conn: asyncpg.Connection,
+    *,
+    province: str | None,
+    commune: str | None,
+    within: frozenset[str] | None,
+    after: UUID,
+    limit: int,
 ) -> list[UUID]:
     rows = await conn.fetch(
         "SELECT household_id FROM households WHERE household_id > $1"
         " AND ($2::text IS NULL OR province_code = $2) AND ($3::text IS NULL OR commune_code = $3)"
+        " AND ($5::text[] IS NULL OR commune_code = ANY($5) OR province_code = ANY($5))"
         " ORDER BY household_id LIMIT $4",
         after,
         province,
         commune,
         limit,
+        _codes(within),
     )
     return [r["household_id"] for r in rows]
 

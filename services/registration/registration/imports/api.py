@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from krousar_common.auth import Principal, require_roles
-from krousar_common.errors import InvalidInput, NotFound
+from krousar_common.errors import Forbidden, InvalidInput, NotFound
 from krousar_common.idempotency import idempotent
 from krousar_common.runtime import Runtime
 from krousar_common.web import Conn, RuntimeDep
@@ -76,7 +76,7 @@ async def _start_import(
     else:
         runtime.spawn(f"import-{import_id}", work)
     async with runtime.pool.acquire() as conn:
-        body = await _status(runtime, conn, import_id)
+        body = await _status(runtime, conn, import_id, principal)
     return JSONResponse(
         jsonable_encoder(body),
         status_code=200 if wait else 202,
@@ -87,14 +87,12 @@ async def _start_import(
 @router.get("/{import_id}")
 async def status(import_id: UUID, runtime: RuntimeDep, conn: Conn, principal: Reader) -> dict[str, Any]:
     """Status and progress of an import; the first 100 errors (all of them: /errors.csv)."""
-    return await _status(runtime, conn, import_id)
+    return await _status(runtime, conn, import_id, principal)
 
 
 @router.get("/{import_id}/errors.csv")
 async def errors_csv(import_id: UUID, conn: Conn, principal: Reader) -> Response:
-    row = await jobs.get(conn, import_id)
-    if row is None:
-        raise NotFound(f"import {import_id} not found")
+    row = await _readable_import(conn, import_id, principal)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["row", "household_ref", "field", "message"])
     writer.writeheader()
@@ -106,10 +104,18 @@ async def errors_csv(import_id: UUID, conn: Conn, principal: Reader) -> Response
     )
 
 
-async def _status(runtime: Runtime, conn: Any, import_id: UUID) -> dict[str, Any]:
+async def _readable_import(conn: Any, import_id: UUID, principal: Principal) -> Any:
+    """The import's row; commune staff read only their own uploads (errors quote other communes')."""
     row = await jobs.get(conn, import_id)
     if row is None:
         raise NotFound(f"import {import_id} not found")
+    if principal.read_scope is not None and row["created_by"] != principal.user_id:
+        raise Forbidden(f"user {principal.user_id} may read only the imports they uploaded")
+    return row
+
+
+async def _status(runtime: Runtime, conn: Any, import_id: UUID, principal: Principal) -> dict[str, Any]:
+    row = await _readable_import(conn, import_id, principal)
     body = {k: v for k, v in dict(row).items() if k != "errors"}
     body["errors"] = row["errors"][:100]
     body["error_count"] = len(row["errors"])
