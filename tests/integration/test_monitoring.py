@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -39,6 +40,7 @@ from factories import (
 )
 from krousar_common import topics
 from krousar_common.testing import ROOT, ServiceProcess, TestStack, bearer, free_port, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 STAFF = bearer("staff-1", "commune_staff", communes=["120101", "010201", "170101", "170203"])
@@ -228,7 +230,9 @@ class Population:
 
 async def register(registration: ServiceProcess, village: Village, head_sex: str, **over: Any) -> str:
     head = make_member(sex=head_sex, name_km=random_khmer_name(), national_id=random_national_id())
-    child = make_member(name_km="សុខ ដារ៉ា", sex="M", date_of_birth="2024-06-01", relationship="CHILD")
+    child = make_member(
+        name_km="សុខ ដារ៉ា", sex="M", date_of_birth="2024-06-01", relationship="CHILD", lives_with_hiv=True
+    )
     answers = over.pop("answers", None) or village.answers or make_household()["answers"]
     body = make_household(village_code=village.code, answers=answers, members=[head, child], **over)
     async with registration.client() as client:
@@ -504,6 +508,36 @@ async def test_gender_and_registry_gauges_equal_the_registry(own_stack, promethe
     assert all(("sex" in dict(k)) == (dict(k)["category"] != "hiv") for k in vulnerable)
     children = await prometheus.by('sum(krousar_registry_vulnerable_members{category="child_under_5"})')
     assert children == {(): 15.0}
+
+
+async def test_hiv_status_never_reaches_metrics_below_province(services, population) -> None:
+    """DOMAIN.md §2: a count of members living with HIV (every child of the population) is never by
+    district, commune or village, in the metrics of any service."""
+    hiv_series = []
+    for name, service in services.items():
+        async with service.client() as client:
+            exposition = (await client.get("/metrics")).text
+        hiv_series += [
+            (name, sample)
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+            if "hiv" in f"{sample.name} {sample.labels}".lower()
+        ]
+    below_province = [
+        (name, sample)
+        for name, sample in hiv_series
+        if any(
+            label.split("_")[0] in {"district", "commune", "village"}
+            or re.fullmatch(r"\d{4}|\d{6}|\d{8}", value)
+            for label, value in sample.labels.items()
+        )
+    ]
+
+    assert below_province == []
+    registry = [
+        s for name, s in hiv_series if name == "registration" and s.name.endswith("vulnerable_members")
+    ]
+    assert {s.labels["province"]: s.value for s in registry} == {"12": 8, "01": 4, "17": 3}
 
 
 async def test_registry_change_to_decision_latency_is_observed(prometheus, population) -> None:
