@@ -1,17 +1,20 @@
 """Every endpoint of every service rejects a missing, expired or wrong-role token, and no log line
-or dead-letter header of a run carries HIV status, names or national IDs."""
+of any service in a run from registration to the PSP, nor a dead-letter header, carries HIV status,
+names or national IDs."""
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from factories import make_household, make_member, random_national_id
+from factories import RURAL_POOR_ANSWERS, make_household, make_member, make_topup, random_national_id
 from krousar_common import topics
 from krousar_common.testing import ServiceProcess, TestStack, bearer, token, wait_for
+from test_eligibility import activate_topup
+from test_payments import paid_through
 
 OPEN = {
     "/health/live",
@@ -76,10 +79,17 @@ async def test_a_role_without_rights_is_403(service: ServiceProcess) -> None:
         assert response.status_code == 403, (method, path, response.status_code)
 
 
-async def test_logs_never_carry_hiv_status_names_or_national_ids(stack, registration, eligibility) -> None:
+async def test_logs_never_carry_hiv_status_names_or_national_ids(
+    stack, registration, eligibility, topups, payments, psp_simulator
+) -> None:
+    """A household living with HIV registered, enrolled (its head the payee) and paid by a top-up of
+    its commune, and a malformed copy of it sent to the DLQ: no service's log names any of it."""
     national_id = random_national_id()
     secret_name = "សុខ សម្ងាត់"
+    staff = bearer("s", "commune_staff", communes=["17"])
     body = make_household(
+        village_code="17020304",
+        answers=RURAL_POOR_ANSWERS,
         members=[
             make_member(name_km=secret_name, national_id=national_id, lives_with_hiv=True),
             make_member(
@@ -89,38 +99,55 @@ async def test_logs_never_carry_hiv_status_names_or_national_ids(stack, registra
                 relationship="CHILD",
                 lives_with_hiv=True,
             ),
-        ]
+        ],
     )
+    code, payment_date = (
+        f"LOGS_{uuid.uuid4().hex[:6].upper()}",
+        (date.today() + timedelta(days=20)).isoformat(),
+    )
+    await activate_topup(topups, make_topup(code, payment_dates=[payment_date], communes=["170203"]))
     async with registration.client() as client:
-        created = await client.post(
-            "/v1/households", json=body, headers=bearer("s", "commune_staff", communes=["12"])
-        )
+        created = await client.post("/v1/households", json=body, headers=staff)
         assert created.status_code == 201, created.text
         await client.get(
             f"/v1/households/{created.json()['household_id']}", headers=bearer("a", "registry_admin")
         )
-        await client.post(
-            "/v1/households", json=body, headers=bearer("s", "commune_staff", communes=["12"])
-        )  # 409
+        await client.post("/v1/households", json=body, headers=staff)  # 409
     household_id = created.json()["household_id"]
     async with eligibility.client() as client:
         await wait_for(
             lambda: _known(client, household_id), what="the household in eligibility (so its consumer logged)"
         )
+        enrolment = {"household_id": household_id, "identity_document": "NATIONAL_ID", "account": "012345678"}
+        enrolled = await client.post("/v1/enrolments", json=enrolment, headers=staff)
+        assert enrolled.status_code == 201, enrolled.text
+    await wait_for(lambda: _payable(stack, code), what=f"payments told the household is payable by {code}")
+    reconciled = await paid_through(payments, code, payment_date=payment_date)
+    assert reconciled["households"] == 1  # this household, through the PSP
     poison_key = await _publish_malformed_household(stack, national_id, secret_name)
     (dead,) = await wait_for(lambda: _dead_letters(stack, poison_key), what="the malformed event in the DLQ")
 
     reason = dict(dead.headers)["error"].decode()
     assert "does not match its schema" in reason and "household.members.0.sex" in reason
-    for service in (registration, eligibility):
+    for service in (registration, eligibility, topups, payments, psp_simulator):
         text = service.log_path.read_text(encoding="utf-8")
-        assert national_id not in text
-        assert secret_name not in text
-        assert "lives_with_hiv" not in text
+        assert national_id not in text, service.name
+        assert secret_name not in text, service.name
+        assert "lives_with_hiv" not in text, service.name
     for text in (reason, str(dead.headers)):
         assert national_id not in text
         assert secret_name not in text
         assert "lives_with_hiv" not in text and "True" not in text
+
+
+async def _payable(stack: TestStack, code: str) -> bool:
+    conn = await stack.connect("payments")
+    try:
+        return await conn.fetchval(
+            "SELECT coalesce(bool_or(eligible), false) FROM decisions WHERE programme_code = $1", code
+        )
+    finally:
+        await conn.close()
 
 
 async def _publish_malformed_household(stack: TestStack, national_id: str, name_km: str) -> bytes:
