@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -100,6 +101,14 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = validation_errors(list(exc.errors()))
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(422, "Invalid input", detail, request.url.path, errors=errors)
+
+    # PostgreSQL text and jsonb cannot hold U+0000, whichever parameter, path or body field
+    # carries it: the caller's input is at fault, not the service.
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    @app.exception_handler(asyncpg.UntranslatableCharacterError)
+    async def _nul_character(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        detail = "text must not contain the NUL character (U+0000)"
+        return problem(422, "Invalid input", detail, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

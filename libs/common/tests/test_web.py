@@ -1,3 +1,5 @@
+import asyncpg
+import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from krousar_common.errors import Conflict
@@ -26,6 +28,12 @@ async def conflict() -> dict:
 @router.get("/boom")
 async def boom() -> dict:
     raise RuntimeError("a bug")
+
+
+@router.get("/nul/{error}")
+async def nul(error: str) -> dict:
+    errors = {"text": asyncpg.CharacterNotInRepertoireError, "jsonb": asyncpg.UntranslatableCharacterError}
+    raise errors[error]("PostgreSQL refused a NUL character")
 
 
 def client() -> TestClient:
@@ -58,6 +66,15 @@ def test_a_bug_is_a_500_problem_json_with_a_correlation_id() -> None:
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert "a bug" not in response.text  # internals stay in the logs
+
+
+@pytest.mark.parametrize("column", ["text", "jsonb"])
+def test_a_nul_character_postgresql_cannot_store_is_422_problem_json(column: str) -> None:
+    response = client().get(f"/nul/{column}")
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "NUL character" in response.json()["detail"]
 
 
 def test_every_response_names_its_correlation_id() -> None:
