@@ -13,6 +13,10 @@ import structlog
 
 log = structlog.get_logger("krousar.db")
 COMMON_MIGRATIONS = Path(str(resources.files("krousar_common") / "migrations"))
+# The largest PostgreSQL int and bigint: an API integer stored in one is bounded by it, or a
+# larger value is a 500 where asyncpg (or orjson, writing jsonb) refuses it instead of a 422.
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
 # Any constant works: it only serialises migration runs of concurrent processes on one database.
 MIGRATION_LOCK_ID = 7_245_001
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from krousar_common.db import BIGINT_MAX
 from krousar_common.events.households import LocationCategory, PovertyLevel
 
 
@@ -50,8 +51,8 @@ def _check_payment_key(value: str) -> str:
     return value
 
 
-Riel = Annotated[int, Field(strict=True, ge=0)]
-StrictPositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Riel = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
+StrictPositiveInt = Annotated[int, Field(strict=True, ge=1, le=BIGINT_MAX)]
 Code = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,39}$")]
 Period = Annotated[str, AfterValidator(_check_period)]
 PaymentKey = Annotated[

@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+from krousar_common.db import INT_MAX
 from krousar_common.events.households import (
     CardStatus,
     HouseholdStatus,
@@ -71,7 +72,7 @@ class HouseholdCreate(BaseModel):
     )
     interviewed_on: PastDate
     identification_mode: Literal["ROUND", "ON_DEMAND"] = "ON_DEMAND"
-    round_no: int | None = Field(None, ge=1, validate_default=True)
+    round_no: int | None = Field(None, ge=1, le=INT_MAX, validate_default=True)
     answers: dict[str, Any] = Field(
         description="Questionnaire answers keyed by item (see docs/registration.md)."
     )

@@ -64,6 +64,11 @@ def test_a_round_number_makes_it_a_round() -> None:
     assert (parsed.command.identification_mode, parsed.command.round_no) == ("ROUND", 10)
 
 
+def test_a_round_number_beyond_what_storage_holds_is_reported_by_its_column() -> None:
+    _, errors = parse_text(csv_text([{**HEAD, "round_no": "99999999999"}]))
+    assert [(e.row, e.field) for e in errors] == [(2, "round_no")]
+
+
 def test_cells_are_stripped_and_names_cleaned_of_zero_width_characters() -> None:
     head = {**HEAD, "name_km": " សុខ\u200bណា\u200dរី\ufeff ", "sex": " F "}
     [parsed], errors = parse_text(csv_text([head]))

@@ -5,10 +5,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from krousar_common.auth import ROLES, Principal, require_roles
+from krousar_common.db import INT_MAX
 from krousar_common.idempotency import idempotent
 from krousar_common.programmes import ProgrammeKind, ProgrammeStatus, ProgrammeVersion
 from krousar_common.web import Conn, RuntimeDep
@@ -132,5 +133,7 @@ async def get_programme(code: Code, conn: Conn, principal: Reader) -> dict[str, 
 
 
 @router.get("/programmes/{code}/versions/{version}", response_model=ProgrammeVersionRead)
-async def get_version(code: Code, version: int, conn: Conn, principal: Reader) -> dict[str, Any]:
+async def get_version(
+    code: Code, version: Annotated[int, Path(ge=1, le=INT_MAX)], conn: Conn, principal: Reader
+) -> dict[str, Any]:
     return await service.get_version_view(conn, code, version)
