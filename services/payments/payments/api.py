@@ -4,7 +4,7 @@ case, shape the answer."""
 import asyncio
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,6 +17,7 @@ from krousar_common.events.payments import RunState
 from krousar_common.idempotency import idempotent
 from krousar_common.runtime import Runtime
 from krousar_common.web import Conn, RuntimeDep
+from pydantic import AfterValidator
 
 from payments import calculation, domain, jobs, progress, service, store
 from payments.models import Cancellation, RunCreate, RunPage, RunRead
@@ -29,6 +30,17 @@ Canceller = Annotated[Principal, require_roles("payment_operator", "payment_appr
 Reader = Annotated[Principal, require_roles("payment_operator", "payment_approver", "viewer")]
 Wait = Annotated[bool, Query(description="answer only once the calculation (or instruction) has finished")]
 WAIT_SECONDS = 600
+
+
+def _in_utc(value: datetime) -> datetime:
+    # asyncpg sends a timestamp in UTC: one whose offset carries it past the year 9999 has none.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
+
+
+Cursor = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 def context(request: Request, principal: Principal) -> service.Context:
@@ -137,7 +149,7 @@ async def list_runs(
     programme_code: str | None = None,
     period: str | None = None,
     state: RunState | None = None,
-    cursor: Annotated[datetime | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[Cursor | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     filters = {"programme_code": programme_code, "period": period, "state": state}
