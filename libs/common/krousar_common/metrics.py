@@ -37,6 +37,10 @@ HTTP_REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# Gauges read from the database refresh at most this share of the time: at national size a read of
+# every household takes seconds, and monitors need minutes, not a core (runtime.every).
+GAUGE_REFRESH_BUSY_SHARE = 0.05
+
 
 class DatabaseGauges:
     """Gauges whose values are read from a service's database by a periodic job.

@@ -3,6 +3,7 @@ and its periodic jobs. Opened by the app's lifespan, closed in reverse order on 
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +41,29 @@ class Runtime:
         task.add_done_callback(_log_crash)
         self.tasks.append(task)
 
-    def every(self, seconds: float, job: Callable[["Runtime"], Awaitable[None]]) -> None:
-        """Run ``job`` now and then every ``seconds``; a failing run is logged, not fatal."""
+    def every(
+        self, seconds: float, job: Callable[["Runtime"], Awaitable[None]], *, max_busy_share: float = 1.0
+    ) -> None:
+        """Run ``job`` now and then every ``seconds``; a failing run is logged, not fatal. With
+        ``max_busy_share`` below 1, the pause grows with the job so that it takes at most that share
+        of the time (gauges read from a national-size register must not take a core of their own)."""
 
         async def loop() -> None:
             while True:
+                started = time.monotonic()
                 try:
                     await job(self)
                 except Exception:
                     log.exception("runtime.periodic_job_failed", job=job.__name__)
-                await asyncio.sleep(seconds)
+                await asyncio.sleep(pause_after(seconds, time.monotonic() - started, max_busy_share))
 
         self.spawn(job.__name__, loop())
+
+
+def pause_after(seconds: float, took: float, max_busy_share: float) -> float:
+    """The pause after a periodic job that ran ``took`` seconds: ``seconds``, or longer when the job
+    would otherwise be running more than ``max_busy_share`` of the time."""
+    return max(seconds, took * (1 / max_busy_share - 1))
 
 
 def _log_crash(task: asyncio.Task) -> None:

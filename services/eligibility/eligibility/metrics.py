@@ -8,7 +8,7 @@ labels stay bounded (programme, period, province, sex of the head, poverty level
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from krousar_common.metrics import DatabaseGauges
+from krousar_common.metrics import GAUGE_REFRESH_BUSY_SHARE, DatabaseGauges
 from krousar_common.runtime import Runtime
 from prometheus_client import Counter, Histogram
 
@@ -88,4 +88,4 @@ async def refresh(runtime: Runtime) -> None:
 
 
 async def schedule(runtime: Runtime) -> None:
-    runtime.every(runtime.settings.coverage_refresh_seconds, refresh)  # type: ignore[attr-defined]
+    runtime.every(runtime.settings.coverage_refresh_seconds, refresh, max_busy_share=GAUGE_REFRESH_BUSY_SHARE)  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from krousar_common.metrics import DatabaseGauges
+from krousar_common.metrics import GAUGE_REFRESH_BUSY_SHARE, DatabaseGauges
 from krousar_common.runtime import Runtime
 from prometheus_client import Counter, Histogram
 
@@ -165,5 +165,7 @@ async def refresh_periods(runtime: Runtime) -> None:
 
 async def schedule(runtime: Runtime) -> None:
     settings: Settings = runtime.settings  # type: ignore[assignment]
-    runtime.every(15, refresh)
-    runtime.every(settings.period_metrics_refresh_seconds, refresh_periods)
+    runtime.every(15, refresh, max_busy_share=GAUGE_REFRESH_BUSY_SHARE)
+    runtime.every(
+        settings.period_metrics_refresh_seconds, refresh_periods, max_busy_share=GAUGE_REFRESH_BUSY_SHARE
+    )

@@ -1,6 +1,6 @@
 """Catalogue metrics, read from the database so they are right after a restart."""
 
-from krousar_common.metrics import DatabaseGauges
+from krousar_common.metrics import GAUGE_REFRESH_BUSY_SHARE, DatabaseGauges
 from krousar_common.runtime import Runtime
 
 PROGRAMME_VERSIONS = DatabaseGauges(
@@ -17,4 +17,4 @@ async def refresh(runtime: Runtime) -> None:
 
 
 async def schedule(runtime: Runtime) -> None:
-    runtime.every(30, refresh)
+    runtime.every(30, refresh, max_busy_share=GAUGE_REFRESH_BUSY_SHARE)
