@@ -143,6 +143,17 @@ async def test_a_file_that_is_not_utf8_is_422(api) -> None:
     assert [e["field"] for e in response.json()["errors"]] == ["body"]
 
 
+async def test_a_field_too_large_to_read_rejects_the_file_naming_its_line(api) -> None:
+    rows = household_csv_rows("H1", make_household(village_code=PP_VILLAGE))
+    rows[1]["name_latin"] = "x" * 200_000
+    response = await upload(api, csv_file(rows))
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["status"], result["households_imported"]) == ("REJECTED", 0)
+    assert result["message"].startswith("line 3: malformed CSV (field larger than field limit")
+
+
 async def test_a_file_missing_a_required_column_is_422(api, stack) -> None:
     household = make_household(village_code=PP_VILLAGE)
     rows = household_csv_rows("H1", household)

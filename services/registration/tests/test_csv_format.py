@@ -1,9 +1,17 @@
 import csv
 import io
+import re
 from datetime import date
 
 import pytest
-from registration.imports.csv_format import ALL_COLUMNS, FileRejected, RowError, parse_text
+from registration.imports.csv_format import (
+    ALL_COLUMNS,
+    FileRejected,
+    RowError,
+    check_header,
+    parse,
+    parse_text,
+)
 
 HEAD = {
     "household_ref": "H1",
@@ -76,6 +84,14 @@ def test_cells_are_stripped_and_names_cleaned_of_zero_width_characters() -> None
     assert (parsed.command.members[0].name_km, parsed.command.members[0].sex) == ("សុខណារី", "F")
 
 
+def test_header_names_are_read_without_spaces_a_second_bom_or_zero_width_characters() -> None:
+    text = csv_text([HEAD]).replace("name_km", " name_km\u200b", 1)
+    check_header("\ufeff" + text)
+    [parsed], errors = parse_text("\ufeff" + text)
+    assert errors == []
+    assert parsed.command.members[0].name_km == "សុខ ចាន់"
+
+
 def test_optional_columns_may_be_left_out_and_short_rows_are_padded() -> None:
     columns = ["household_ref", "village_code", "interviewed_on", "name_km", "sex", "date_of_birth"]
     text = csv_text([HEAD], [*columns, "relationship", "roof"]).replace(",HEAD,THATCH", ",HEAD")
@@ -140,3 +156,16 @@ def test_an_overlong_cell_is_reported_by_its_column() -> None:
 def test_an_unreadable_file_is_rejected_as_a_whole(text: str, message: str) -> None:
     with pytest.raises(FileRejected, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_text(text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (csv_text([HEAD]).replace("សុខ ចាន់", "Sók").encode("cp1252"), "file is not UTF-8 (byte"),
+        (csv_text([HEAD]).replace("សុខ ចាន់", "Sok").encode("utf-16-le"), "file contains a NUL byte (byte 1)"),
+        (csv_text([{**HEAD, "name_km": "សុខ\x00"}]).encode(), "file contains a NUL byte"),
+    ],
+)
+def test_a_file_that_is_not_utf8_text_is_rejected_with_what_to_do(raw: bytes, message: str) -> None:
+    with pytest.raises(FileRejected, match=rf"{re.escape(message)}.*save it as 'CSV UTF-8'"):
+        parse(raw)

@@ -89,11 +89,25 @@ def decode(raw: bytes) -> str:
             f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: split the round into several files"
         )
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FileRejected(
             f"file is not UTF-8 (byte {exc.start}): save it as 'CSV UTF-8' and upload again"
         ) from exc
+    # No text of a round holds one, and PostgreSQL could not store it: UTF-16 without a BOM is
+    # valid UTF-8 with a NUL after every Latin letter.
+    if (nul := raw.find(b"\x00")) >= 0:
+        raise FileRejected(
+            f"file contains a NUL byte (byte {nul}), so it is not CSV text (UTF-16?):"
+            " save it as 'CSV UTF-8' and upload again"
+        )
+    return text
+
+
+def column_names(header: list[str]) -> list[str]:
+    """The header's names without what a spreadsheet or a copy-paste leaves around them (spaces,
+    a second BOM, zero-width characters), which would make a required column look missing."""
+    return [cell.translate(ZERO_WIDTH).strip() for cell in header]
 
 
 def check_columns(columns: list[str]) -> None:
@@ -107,7 +121,7 @@ def check_columns(columns: list[str]) -> None:
 
 def check_header(text: str) -> None:
     """The header alone, so that an unusable file is refused at upload, before any job starts."""
-    check_columns(next(csv.reader([text.partition("\n")[0]]), []))
+    check_columns(column_names(next(csv.reader([text.partition("\n")[0]]), [])))
 
 
 @dataclass(frozen=True)
@@ -120,7 +134,8 @@ class Layout:
     member_columns: list[tuple[str, int]]  # the member columns the file has, with their positions
 
     @classmethod
-    def of(cls, header: list[str]) -> "Layout":
+    def of(cls, cells: list[str]) -> "Layout":
+        header = column_names(cells)
         check_columns(header)
         absent = len(header)
         # A repeated column name: its last cell counts, as with csv.DictReader.
