@@ -2,16 +2,20 @@
 it applied, so a restart goes on from there and applies nothing twice. Eligibility runs on a
 database and consumer group of its own, so only this test's stops and starts move its offsets."""
 
+import asyncio
 import signal
 import uuid
 from collections import defaultdict
 
 import asyncpg
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from factories import make_snapshot
-from krousar_common import topics
+from krousar_common import db, kafka, topics
+from krousar_common.events import Envelope
+from krousar_common.kafka import ConsumerRunner, ConsumerSpec
 from krousar_common.testing import ServiceProcess, TestStack, wait_for
+from pydantic import BaseModel
 from test_dead_letters import household_registered, publish_households
 
 EVENTS = 300
@@ -90,3 +94,60 @@ def _logged(process: ServiceProcess, event: str) -> int:
     """How many times the process's log has the structlog event ``event``."""
     lines = process.log_path.read_text().splitlines()
     return sum(1 for line in lines if line.startswith("{") and orjson.loads(line).get("event") == event)
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_alone(stack: TestStack, eligibility) -> None:
+    """A batch is applied in one go; when the database refuses one event of it (a constraint), the
+    batch is applied again one event at a time: that event goes to the DLQ, the others are applied
+    once each, and an event delivered twice in the batch once."""
+    topic = stack.topic(f"test.refused.{uuid.uuid4().hex[:8]}")
+    await kafka.create_topics(stack.kafka_bootstrap, [topic, f"{topic}.dlq"], partitions=1, replication=1)
+    pool = await db.create_pool(f"{stack.pg_url}/{stack.database('eligibility')}", min_size=1, max_size=2)
+    table = f"refused_{uuid.uuid4().hex[:8]}"
+    await pool.execute(
+        f"CREATE TABLE {table} (household_id uuid PRIMARY KEY, version int CHECK (version < 5))"
+    )
+
+    async def handler(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
+        household = event.household  # type: ignore[attr-defined]
+        await conn.execute(f"INSERT INTO {table} VALUES ($1, $2)", household.household_id, household.version)
+
+    good = [household_registered(make_snapshot()) for _ in range(3)]
+    refused = household_registered(make_snapshot(version=7))
+    producer = kafka.make_producer(stack.kafka_bootstrap, client_id="test-refused")
+    await producer.start()
+    runner = ConsumerRunner(
+        ConsumerSpec(topic=topic, group=f"refused-{stack.run_id}", handler=handler),
+        pool=pool,
+        producer=producer,
+        bootstrap=stack.kafka_bootstrap,
+        service="test",
+    )
+    try:
+        for value in (good[0], refused, good[1], good[0], good[2]):  # good[0] delivered twice
+            await producer.send_and_wait(topic, value, key=b"k")
+        running = asyncio.create_task(runner.run())
+        dead = await wait_for(lambda: _records(stack, f"{topic}.dlq"), what="the refused event in the DLQ")
+        runner.stop()
+        await running
+        rows = await pool.fetch(f"SELECT household_id FROM {table}")
+    finally:
+        await producer.stop()
+        await pool.execute(f"DROP TABLE {table}")
+        await pool.close()
+        await kafka.delete_topics(stack.kafka_bootstrap, [topic, f"{topic}.dlq"])
+
+    assert [r.value for r in dead] == [refused]
+    assert "check" in dict(dead[0].headers)["error"].decode().lower()
+    applied = sorted(str(r["household_id"]) for r in rows)
+    assert applied == sorted(orjson.loads(g)["data"]["household"]["household_id"] for g in good)
+
+
+async def _records(stack: TestStack, topic: str) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=1000)
+        return [r for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()

@@ -1,5 +1,6 @@
 """Inbox: remember which events a consumer has applied, in the same transaction as the effect."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
@@ -13,3 +14,14 @@ async def claim(conn: asyncpg.Connection, *, consumer: str, event_id: UUID) -> b
         event_id,
     )
     return bool(inserted)
+
+
+async def claim_many(conn: asyncpg.Connection, *, consumer: str, event_ids: Sequence[UUID]) -> set[UUID]:
+    """The ids among ``event_ids`` that ``consumer`` sees for the first time."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        list(event_ids),
+    )
+    return {row["event_id"] for row in rows}
