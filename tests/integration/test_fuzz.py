@@ -3,7 +3,9 @@ answer is a 5xx, and every 4xx is ``application/problem+json``.
 
 The services run on a stack of their own (topics, databases), so that what the fuzzer creates
 (programmes, payment runs, evaluations) never reaches the other tests' services. Generation is
-derandomized: a run is reproducible, and bounded per operation.
+derandomized: a run is reproducible, and bounded per operation. Negative data sometimes leaves
+the token out: those 401s are checked too. Requests are plain blocking calls: the services run in
+processes of their own, the test's event loop has nothing else to do meanwhile.
 """
 
 from collections.abc import AsyncIterator
