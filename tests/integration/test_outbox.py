@@ -102,11 +102,10 @@ def seq_of(record: ConsumerRecord) -> int:
 
 @dataclass
 class RunningRelay:
-    """An OutboxRelay with its own pool and producer, as one service process holds them."""
+    """An OutboxRelay with its own pool (and its producer), as one service process holds them."""
 
     relay: outbox.OutboxRelay
     pool: asyncpg.Pool
-    producer: AIOKafkaProducer
     task: asyncio.Task
 
     @classmethod
@@ -114,26 +113,24 @@ class RunningRelay:
         cls, target: OutboxUnderTest, *, poll_seconds: float = 0.5, **producer_options: int
     ) -> "RunningRelay":
         pool = await db.create_pool(target.database_url, min_size=1, max_size=3)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=target.bootstrap, enable_idempotence=True, acks="all", **producer_options
-        )
-        await producer.start()
-        relay = outbox.OutboxRelay(pool, producer, service="outbox-test", poll_seconds=poll_seconds)
-        return cls(relay, pool, producer, asyncio.create_task(relay.run()))
+
+        def make_producer() -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                bootstrap_servers=target.bootstrap, enable_idempotence=True, acks="all", **producer_options
+            )
+
+        relay = outbox.OutboxRelay(pool, make_producer, service="outbox-test", poll_seconds=poll_seconds)
+        return cls(relay, pool, asyncio.create_task(relay.run()))
 
     async def stop(self) -> None:
         self.relay.stop()
         await asyncio.wait_for(self.task, 60)
-        await self._close()
+        await self.pool.close()
 
     async def crash(self) -> None:
         """Gone at whatever point it had reached: maybe published, not yet marked sent."""
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        await self._close()
-
-    async def _close(self) -> None:
-        await self.producer.stop()
         await self.pool.close()
 
 
@@ -307,7 +304,7 @@ async def test_rows_are_marked_sent_only_once_the_broker_acknowledged(
 async def test_the_relay_outlives_a_topic_created_late(stack: TestStack) -> None:
     target = OutboxUnderTest(stack, uuid.uuid4().hex[:6], stack.kafka_bootstrap)
     await db.migrate(stack.pg_url, stack.database(f"outbox_{target.name}"))  # the topic: not yet
-    relay = await RunningRelay.start(target, poll_seconds=0.2, request_timeout_ms=2000)
+    relay = await RunningRelay.start(target, poll_seconds=0.2)
     conn = await asyncpg.connect(target.database_url)
     try:
         with capture_logs() as logs:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ import asyncpg
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from krousar_common import metrics
@@ -81,23 +81,35 @@ async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
 
 
 class OutboxRelay:
+    """Publishes with a producer of its own, made by ``make_producer``: started by the relay's
+    first round, stopped (flushed) when it ends, and replaced when its idempotent sequence breaks."""
+
     def __init__(
-        self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, poll_seconds: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        make_producer: Callable[[], AIOKafkaProducer],
+        *,
+        service: str,
+        poll_seconds: float = 1.0,
     ) -> None:
         self.pool = pool
-        self.producer = producer
+        self.make_producer = make_producer
+        self.producer: AIOKafkaProducer | None = None
         self.service = service
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox.leadership_lost", error=describe_error(exc)[:500])
-                await asyncio.sleep(self.poll_seconds)
+        try:
+            while not self._stopping:
+                try:
+                    await self._lead()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("outbox.leadership_lost", error=describe_error(exc)[:500])
+                    await asyncio.sleep(self.poll_seconds)
+        finally:
+            await self._drop_producer()
 
     async def _lead(self) -> None:
         """Publish while this process holds the lock. The lock lives as long as the connection that
@@ -129,7 +141,18 @@ class OutboxRelay:
                 log.warning("outbox.leadership_lost", error="the lock's connection closed")
                 return
             try:
-                published = await self.publish_batch()
+                if self.producer is None:  # the first round, or the last one's producer was dropped
+                    self.producer = await self._start_producer()
+                published = await self.publish_batch(self.producer)
+            except OutOfOrderSequenceNumber as exc:
+                # aiokafka's idempotent producer numbers a batch when it first drains it, yet fails
+                # it unsent once it has waited out request_timeout_ms for a partition without a
+                # leader (the broker away that long, or starting again): the broker then refuses
+                # every later batch of that partition as out of order, for ever. A new producer (a
+                # new producer id, sequences from 0) sends the rows again; inboxes drop repeats.
+                log.warning("outbox.producer_renewed", error=describe_error(exc)[:500])
+                await self._drop_producer()
+                continue
             except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The broker away, a topic not created yet, a delivery timed out: nothing was
                 # deleted, the next round sends the rows again. The relay must never end here.
@@ -141,7 +164,22 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
-    async def publish_batch(self) -> int:
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = self.make_producer()
+        try:
+            await producer.start()
+        except KafkaError:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _drop_producer(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
+
+    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
         """Publish the oldest rows; delete them once the broker acknowledged them all."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
@@ -149,17 +187,16 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            await self._send(rows)
+            await self._send(producer, rows)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         published = Counter((r["topic"], r["event_type"]) for r in rows)
         for (topic, event_type), count in published.items():
             metrics.EVENTS_PUBLISHED.labels(self.service, topic, event_type).inc(count)
         return len(rows)
 
-    async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
+    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]) -> None:
         """Hand the rows to the producer as record batches, one partition's rows in id order, and
         wait until the broker has acknowledged every batch."""
-        producer = self.producer
         partitions: dict[str, list[int]] = {}
         batches: dict[tuple[str, int], BatchBuilder] = {}
         sent: list[asyncio.Future] = []

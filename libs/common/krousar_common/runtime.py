@@ -89,7 +89,12 @@ async def open_runtime(
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     producer = make_producer(settings.kafka_bootstrap, client_id=name)
     await producer.start()
-    relay = outbox.OutboxRelay(pool, producer, service=name, poll_seconds=settings.outbox_poll_seconds)
+    relay = outbox.OutboxRelay(
+        pool,
+        lambda: make_producer(settings.kafka_bootstrap, client_id=f"{name}-outbox"),
+        service=name,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
     runtime = Runtime(settings, pool, redis, producer, relay)
     runtime.spawn("outbox-relay", relay.run())
     for spec in consumers:
