@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 import xmlschema
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from factories import make_check_snapshot, make_decision, make_snapshot, make_snapshot_member
 from krousar_common import topics
 from krousar_common.benefits import calculate
@@ -395,25 +395,11 @@ async def test_a_second_run_for_the_period_pays_only_the_rest(stack, bus, paymen
     assert cancelled.json()["state"] == "CANCELLED"
 
 
-async def _caught_up(stack: TestStack, topic: str, group: str) -> bool:
-    """The consumer group has committed every message of the topic."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        ends = await consumer.end_offsets(partitions)
-        return all([(await consumer.committed(tp) or 0) >= ends[tp] for tp in partitions])
-    finally:
-        await consumer.stop()
-
-
 async def _status_messages(stack: TestStack, run_id: str) -> list[ConsumerRecord]:
-    return [r for r, _ in await _run_records(stack, topics.STATUSES, run_id)]
+    return [r for r, _ in await run_records(stack, topics.STATUSES, run_id)]
 
 
-async def _run_records(
+async def run_records(
     stack: TestStack, topic: topics.Topic, run_id: str
 ) -> list[tuple[ConsumerRecord, dict[str, Any]]]:
     """The messages on ``topic`` of events of one run, with their envelopes."""
@@ -466,7 +452,7 @@ async def test_duplicate_and_contradicting_statuses_never_count_twice(
     )
     await producer.send_and_wait(topic, contradiction.to_bytes(), key=paid[0].encode())
     group = f"payments.statuses.t{stack.run_id}"
-    await wait_for(lambda: _caught_up(stack, topic, group), timeout=30, what="statuses consumed")
+    await wait_for(lambda: stack.caught_up(group, topic), timeout=30, what="statuses consumed")
 
     assert await _reconciliation(payments, run["run_id"]) == report_before
     lines = await all_lines(payments, run["run_id"])
@@ -522,7 +508,7 @@ async def test_killed_while_instructing_each_household_is_instructed_exactly_onc
     await wait_state(payments, run_id, "RECONCILED", timeout=90)
     # Reconciled: every instruction reached the PSP. One event per payment on the topic (a batch
     # the relay sent again after the kill repeats its events, with the same ids).
-    on_topic = await _run_records(stack, topics.INSTRUCTIONS, run_id)
+    on_topic = await run_records(stack, topics.INSTRUCTIONS, run_id)
     instructions = Counter(
         payment for payment, _ in {(e["data"]["payment_id"], e["id"]) for _, e in on_topic}
     )

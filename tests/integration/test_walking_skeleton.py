@@ -113,7 +113,7 @@ async def test_consumer_killed_mid_batch_loses_nothing(stack, registration, elig
     registry = await stack.connect("registration")
     projection = await stack.connect("eligibility")
     try:
-        event_ids = await _published_event_ids(stack, registry, ids)
+        event_ids = await published_event_ids(stack, registry, ids)
 
         async def applied() -> int:
             return await projection.fetchval(
@@ -141,7 +141,7 @@ async def _is(probe, expected: int) -> bool:
     return await probe() == expected
 
 
-async def _published_event_ids(
+async def published_event_ids(
     stack: TestStack, registry: asyncpg.Connection, keys: list[str]
 ) -> list[uuid.UUID]:
     """The ids of the events published with these keys: read from the topic, once the relay has

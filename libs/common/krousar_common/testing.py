@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import asyncpg
 import httpx
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -125,6 +125,29 @@ class TestStack:
         finally:
             await admin.close()
         return {tp: meta.offset for tp, meta in committed.items()}
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+    async def caught_up(self, group: str, topic: str) -> bool:
+        """``group`` has committed every message of ``topic``: nothing is left for it to apply. (The
+        consumer names the group to read its commits; never subscribed, it joins nothing.)"""
+        partitions = await self.partitions(topic)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka_bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(partitions)
+            return bool(ends) and all([(await consumer.committed(tp) or 0) >= ends[tp] for tp in partitions])
+        finally:
+            await consumer.stop()
 
     async def create_topics(self) -> None:
         await kafka.create_topics(
