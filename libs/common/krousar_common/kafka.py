@@ -36,8 +36,22 @@ Consumed = collections.Counter[tuple[str, str]]  # (event type, outcome) -> even
 Poison = list[tuple[ConsumerRecord, str]]  # records and why each is poison
 
 
-class DatabasePoison(Exception):
-    """A handler's statement was refused for the event's data: the batch must be split."""
+Decoded = tuple[ConsumerRecord, Envelope, BaseModel]
+
+
+class PoisonInBatch(Exception):
+    """A handler refused an event of the batch (its data, or the database for its data): the
+    batch must be applied again one event at a time."""
+
+
+def _log_poison(record: ConsumerRecord, reason: str) -> None:
+    log.warning(
+        "consumer.poison_message",
+        reason=reason[:500],
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
 
 
 @contextlib.contextmanager
@@ -219,9 +233,10 @@ class ConsumerRunner:
     async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         try:
             consumed, poison = await self._apply_batch(records)
-        except DatabasePoison:
-            # An event the database refuses undid the whole batch: again, one savepoint each, so
+        except PoisonInBatch as exc:
+            # An event the handler refuses undid the whole batch: again, one savepoint each, so
             # that it alone goes to the DLQ.
+            log.info("consumer.batch_has_poison", reason=type(exc.__cause__).__name__, partition=tp.partition)
             consumed, poison = await self._apply_one_by_one(records)
         for record, reason in poison:
             await self._dead_letter(record, reason)
@@ -234,33 +249,33 @@ class ConsumerRunner:
         an event instead of a savepoint, a claim and a release besides the handler's own."""
         consumed: Consumed = collections.Counter()
         poison: Poison = []
-        decoded = []
+        decoded: list[Decoded] = []
         for record in records:
             try:
                 decoded.append((record, *decode(record.value)))
             except InvalidEvent as exc:
-                log.warning(
-                    "consumer.poison_message",
-                    reason=str(exc)[:500],
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
+                _log_poison(record, str(exc))
                 poison.append((record, str(exc)))
                 consumed[UNKNOWN_TYPE, "dead_lettered"] += 1
         async with self.pool.acquire() as conn, conn.transaction():
             new = await inbox.claim_many(conn, consumer=self.spec.group, event_ids=[d[1].id for d in decoded])
-            for record, envelope, event in decoded:
-                first_time = envelope.id in new
-                new.discard(envelope.id)  # the same event twice in one batch: applied once
-                if first_time:
-                    with _bound(record, envelope):
-                        try:
-                            await self.spec.handler(conn, envelope, event)
-                        except POISON_ERRORS as exc:
-                            raise DatabasePoison from exc
-                consumed[envelope.type, "applied"] += int(first_time)
+            claimed = []
+            for item in decoded:
+                first_time = item[1].id in new
+                new.discard(item[1].id)  # the same event twice in one batch: applied once
+                claimed += [item] if first_time else []
+                consumed[item[1].type, "applied"] += int(first_time)
+            try:
+                await self._apply_claimed(conn, claimed)
+            except (InvalidEvent, *POISON_ERRORS) as exc:
+                raise PoisonInBatch from exc
         return consumed, poison
+
+    async def _apply_claimed(self, conn: asyncpg.Connection, claimed: list[Decoded]) -> None:
+        """Apply the events claimed now, in offset order (a batch handler takes them at once)."""
+        for record, envelope, event in claimed:
+            with _bound(record, envelope):
+                await self.spec.handler(conn, envelope, event)
 
     async def _apply_one_by_one(self, records: list[ConsumerRecord]) -> tuple[Consumed, Poison]:
         consumed: Consumed = collections.Counter()
@@ -290,13 +305,7 @@ class ConsumerRunner:
         except (InvalidEvent, *POISON_ERRORS) as exc:
             # The reason goes to the log and the DLQ header: it must not quote the event's data.
             reason = str(exc) if isinstance(exc, InvalidEvent) else describe_error(exc)
-            log.warning(
-                "consumer.poison_message",
-                reason=reason[:500],
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
+            _log_poison(record, reason)
             return event_type, reason
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
