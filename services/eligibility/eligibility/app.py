@@ -16,7 +16,7 @@ DEFINITION = ServiceDefinition(
     routers=routers,
     migrations=Path(__file__).resolve().parent.parent / "migrations",
     consumers=events.consumers,
-    on_start=[jobs.schedule, metrics.schedule],
+    on_start=[events.start_consumers, jobs.schedule, metrics.schedule],
 )
 
 

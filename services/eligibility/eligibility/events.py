@@ -4,14 +4,18 @@ Handlers only update projections and say what must be decided again (the queue f
 evaluation run for a programme): the deciding itself is batched (``evaluation.py``).
 """
 
+from collections.abc import Sequence
+
 import asyncpg
-from krousar_common import topics
+from krousar_common import batch_consumer, topics
+from krousar_common.batch_consumer import BatchConsumerSpec, Event
 from krousar_common.events import Envelope
 from krousar_common.events.households import HouseholdEvent
 from krousar_common.events.payments import PaymentInstructed, PaymentStatus, PaymentStatusReported
 from krousar_common.events.programmes import ProgrammeVersionPublished
 from krousar_common.kafka import ConsumerSpec
 from krousar_common.programmes import ProgrammeStatus
+from krousar_common.runtime import Runtime
 from krousar_common.settings import ServiceSettings
 from pydantic import BaseModel
 
@@ -21,6 +25,19 @@ from eligibility import jobs, store
 async def on_household_event(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
     if isinstance(event, HouseholdEvent) and await store.upsert_household(conn, event.household):
         await store.queue_households(conn, [event.household.household_id], event_times=[envelope.time])
+
+
+async def on_household_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """``on_household_event`` for a batch (an import brings 700,000 at a time). Every household of
+    the batch is queued, a stale snapshot's too: deciding it again from the newer one held changes
+    no decision, and knowing which were stale would cost a round trip each."""
+    changes = [(envelope, event) for envelope, event in events if isinstance(event, HouseholdEvent)]
+    await store.upsert_households(conn, [event.household for _, event in changes])
+    await store.queue_households(
+        conn,
+        [event.household.household_id for _, event in changes],
+        event_times=[envelope.time for envelope, _ in changes],
+    )
 
 
 async def on_programme_published(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
@@ -66,8 +83,8 @@ async def _decide_again_if_excluding(conn: asyncpg.Connection, household_id: obj
 
 
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
+    """Consumed one event at a time; household snapshots in batches (``start_consumers``)."""
     subscriptions = [
-        (topics.HOUSEHOLDS, "eligibility.households", on_household_event),
         (topics.TOPUPS, "eligibility.programmes", on_programme_published),
         (topics.INSTRUCTIONS, "eligibility.payment-instructions", on_payment_instructed),
         (topics.STATUSES, "eligibility.payment-statuses", on_payment_status),
@@ -76,3 +93,14 @@ def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
         ConsumerSpec(topic=settings.topic(topic.name), group=settings.group(group), handler=handler)
         for topic, group, handler in subscriptions
     ]
+
+
+def households_spec(settings: ServiceSettings) -> BatchConsumerSpec:
+    spec = ConsumerSpec(
+        settings.topic(topics.HOUSEHOLDS.name), settings.group("eligibility.households"), on_household_event
+    )
+    return BatchConsumerSpec(spec, on_household_events, settings.consumer_batch_size)
+
+
+async def start_consumers(runtime: Runtime) -> None:
+    batch_consumer.start(runtime, households_spec(runtime.settings))

@@ -30,6 +30,18 @@ async def on_decision(conn: asyncpg.Connection, envelope: Envelope, event: BaseM
         await store.upsert_decision(conn, event, envelope.data["household"])
 
 
+async def on_decisions(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
+    """``on_decision`` for a batch (an evaluation publishes a decision per household)."""
+    await store.upsert_decisions(
+        conn,
+        [
+            (event, envelope.data["household"])
+            for envelope, event in events
+            if isinstance(event, EligibilityDecided)
+        ],
+    )
+
+
 async def on_programme(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
     if isinstance(event, ProgrammeVersionPublished):
         await store.upsert_programme_version(conn, event.programme)
@@ -92,13 +104,17 @@ async def on_statuses(conn: asyncpg.Connection, events: Sequence[tuple[Envelope,
 
 
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
-    """Consumed message by message; the statuses are consumed in batches (``start_consumers``)."""
+    """Consumed message by message; decisions and statuses in batches (``start_consumers``)."""
     return [
-        ConsumerSpec(
-            settings.topic(topics.DECISIONS.name), settings.group("payments.decisions"), on_decision
-        ),
         ConsumerSpec(settings.topic(topics.TOPUPS.name), settings.group("payments.programmes"), on_programme),
     ]
+
+
+def decisions_spec(settings: Settings) -> BatchConsumerSpec:
+    spec = ConsumerSpec(
+        settings.topic(topics.DECISIONS.name), settings.group("payments.decisions"), on_decision
+    )
+    return BatchConsumerSpec(spec, on_decisions, settings.consumer_batch_size)
 
 
 def statuses_spec(settings: Settings) -> BatchConsumerSpec:
@@ -107,4 +123,5 @@ def statuses_spec(settings: Settings) -> BatchConsumerSpec:
 
 
 async def start_consumers(runtime: Runtime) -> None:
+    batch_consumer.start(runtime, decisions_spec(runtime.settings))  # type: ignore[arg-type]
     batch_consumer.start(runtime, statuses_spec(runtime.settings))  # type: ignore[arg-type]

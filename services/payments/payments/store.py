@@ -136,8 +136,18 @@ async def upsert_decision(
     conn: asyncpg.Connection, decision: EligibilityDecided, household: dict[str, Any]
 ) -> None:
     """Keep the latest decision: one decided earlier and delivered late never overwrites it."""
-    enrolment = decision.enrolment.model_dump(mode="json") if decision.enrolment else None
-    await conn.execute(_UPSERT_DECISION, *decision_row(decision, household, enrolment))
+    await upsert_decisions(conn, [(decision, household)])
+
+
+async def upsert_decisions(
+    conn: asyncpg.Connection, decisions: Sequence[tuple[EligibilityDecided, dict[str, Any]]]
+) -> None:
+    """``upsert_decision`` for a batch, in order, sent as one stream of statements."""
+    rows = [
+        decision_row(d, household, d.enrolment.model_dump(mode="json") if d.enrolment else None)
+        for d, household in decisions
+    ]
+    await conn.executemany(_UPSERT_DECISION, rows)
 
 
 # What a calculation reads of a decision (``domain.Candidate``): the household's columns, and the

@@ -17,24 +17,26 @@ DECIDING = ", ".join(c if c != "facts" else "facts::text AS facts" for c in hous
 # --- the household projection ------------------------------------------------------------------------
 
 
-async def upsert_household(conn: asyncpg.Connection, snapshot: HouseholdSnapshot) -> bool:
-    """Keep the newest version: an older snapshot arriving late never overwrites a newer one."""
+_UPSERT_HOUSEHOLD = (
+    "INSERT INTO households (household_id, version, province_code, district_code, commune_code,"
+    " village_code, poverty_level, status, female_headed, card_status, card_issued_on,"
+    " card_valid_until, snapshot, facts)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    " ON CONFLICT (household_id) DO UPDATE SET version = EXCLUDED.version,"
+    " province_code = EXCLUDED.province_code, district_code = EXCLUDED.district_code,"
+    " commune_code = EXCLUDED.commune_code, village_code = EXCLUDED.village_code,"
+    " poverty_level = EXCLUDED.poverty_level, status = EXCLUDED.status,"
+    " female_headed = EXCLUDED.female_headed, card_status = EXCLUDED.card_status,"
+    " card_issued_on = EXCLUDED.card_issued_on, card_valid_until = EXCLUDED.card_valid_until,"
+    " snapshot = EXCLUDED.snapshot, facts = EXCLUDED.facts, updated_at = now()"
+    " WHERE households.version < EXCLUDED.version"
+)
+
+
+def _household_row(snapshot: HouseholdSnapshot) -> tuple[Any, ...]:
     card = snapshot.card
     data = snapshot.model_dump(mode="json")
-    applied = await conn.fetchval(
-        "INSERT INTO households (household_id, version, province_code, district_code, commune_code,"
-        " village_code, poverty_level, status, female_headed, card_status, card_issued_on,"
-        " card_valid_until, snapshot, facts)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        " ON CONFLICT (household_id) DO UPDATE SET version = EXCLUDED.version,"
-        " province_code = EXCLUDED.province_code, district_code = EXCLUDED.district_code,"
-        " commune_code = EXCLUDED.commune_code, village_code = EXCLUDED.village_code,"
-        " poverty_level = EXCLUDED.poverty_level, status = EXCLUDED.status,"
-        " female_headed = EXCLUDED.female_headed, card_status = EXCLUDED.card_status,"
-        " card_issued_on = EXCLUDED.card_issued_on, card_valid_until = EXCLUDED.card_valid_until,"
-        " snapshot = EXCLUDED.snapshot, facts = EXCLUDED.facts, updated_at = now()"
-        " WHERE households.version < EXCLUDED.version"
-        " RETURNING true",
+    return (
         snapshot.household_id,
         snapshot.version,
         snapshot.province_code,
@@ -50,7 +52,17 @@ async def upsert_household(conn: asyncpg.Connection, snapshot: HouseholdSnapshot
         data,
         household.facts_of(data),
     )
+
+
+async def upsert_household(conn: asyncpg.Connection, snapshot: HouseholdSnapshot) -> bool:
+    """Keep the newest version: an older snapshot arriving late never overwrites a newer one."""
+    applied = await conn.fetchval(_UPSERT_HOUSEHOLD + " RETURNING true", *_household_row(snapshot))
     return bool(applied)
+
+
+async def upsert_households(conn: asyncpg.Connection, snapshots: Sequence[HouseholdSnapshot]) -> None:
+    """``upsert_household`` for a batch, in order, sent as one stream of statements."""
+    await conn.executemany(_UPSERT_HOUSEHOLD, [_household_row(s) for s in snapshots])
 
 
 async def get_household(conn: asyncpg.Connection, household_id: UUID) -> asyncpg.Record | None:
