@@ -1,8 +1,8 @@
 """Every Kafka consumer killed with -9 in the middle of a batch and started again ends in the state a
 clean run ends in: no event lost, no effect applied twice.
 
-The consumers applied message by message (batches of 5): a service's topics of its own get a known
-set of events for each of its consumers at once; a clean twin of the service (a database and
+The consumers of eligibility and payments (in batches of 5): a service's own topics get a known set
+of events for each of its consumers at once; a clean twin of the service (a database and
 consumer groups of its own) applies them undisturbed, while the service under test is killed once
 every one of its consumers has applied some, and started again; then both states are compared row
 by row, and both inboxes with the events sent. The two consumers that apply whole batches (the
