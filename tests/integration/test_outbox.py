@@ -304,7 +304,8 @@ async def test_rows_are_marked_sent_only_once_the_broker_acknowledged(
 async def test_the_relay_outlives_a_topic_created_late(stack: TestStack) -> None:
     target = OutboxUnderTest(stack, uuid.uuid4().hex[:6], stack.kafka_bootstrap)
     await db.migrate(stack.pg_url, stack.database(f"outbox_{target.name}"))  # the topic: not yet
-    relay = await RunningRelay.start(target, poll_seconds=0.2)
+    # A metadata wait of 5 s, not the default 40 s: the round must fail within the wait below.
+    relay = await RunningRelay.start(target, poll_seconds=0.2, request_timeout_ms=5000)
     conn = await asyncpg.connect(target.database_url)
     try:
         with capture_logs() as logs:
