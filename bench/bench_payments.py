@@ -156,9 +156,17 @@ async def load_projection(stack: TestStack, households: int) -> None:
 async def drained(stack: TestStack) -> bool:
     conn = await asyncpg.connect(f"{stack.pg_url}/{stack.database('payments')}")
     try:
-        return await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        return await all_published(conn)
     finally:
         await conn.close()
+
+
+async def all_published(conn: asyncpg.Connection) -> bool:
+    """Every event of payments published: the outbox is empty and every instructed line published."""
+    return await conn.fetchval(
+        "SELECT NOT EXISTS (SELECT FROM outbox) AND NOT EXISTS (SELECT FROM runs"
+        " WHERE instructed_through IS DISTINCT FROM published_through)"
+    )
 
 
 async def run(households: int) -> Report:

@@ -175,7 +175,9 @@ async def test_a_run_cut_off_from_the_broker_while_instructing_reconciles_paying
         await asyncio.to_thread(kafka, "stop")
         instructed_at_stop = await instructed()
         await wait_state(payments, run["run_id"], "INSTRUCTED", timeout=120)
-        held = await ledger.fetchval("SELECT count(*) FROM outbox")
+        held = await ledger.fetchval(
+            "SELECT count(*) FROM instructions WHERE run_id = $1 AND NOT published", run_id
+        )
         await asyncio.to_thread(kafka, "start")
         await wait_state(payments, run["run_id"], "RECONCILED", timeout=120)
         settled = await bank.fetch(

@@ -21,7 +21,9 @@ EVENTS_CONSUMED = Counter(
 DLQ_MESSAGES = Counter(
     "krousar_dlq_messages_total", "Messages sent to a dead-letter topic.", ["service", "topic"]
 )
-OUTBOX_BACKLOG = Gauge("krousar_outbox_backlog", "Outbox rows not yet published.", ["service"])
+OUTBOX_BACKLOG = Gauge(
+    "krousar_outbox_backlog", "Events not yet published (the outbox and its other sources).", ["service"]
+)
 OUTBOX_OLDEST_AGE = Gauge(
     "krousar_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row.", ["service"]
 )

@@ -10,17 +10,20 @@ batches are handed to the idempotent producer together, and the rows are deleted
 has acknowledged every batch (acks=all): every row in the table is one still to publish. A
 failure deletes nothing: the rows are sent again, and the producer's idempotence, then the
 consumers' inbox, make the repeat harmless. (Deleting a sent row writes no new row version and
-no index entry, where stamping it sent rewrote the row and its indexes: a national payment run
-sends 700,000.)
+no index entry, where stamping it sent rewrote the row and its indexes.)
+
+The outbox table is the relay's first ``Source``. A service whose state already holds its events
+in order may give the relay another source instead of copying them into the outbox: payments'
+instructed lines are one (``payments.instruction``), 700,000 events a national run.
 """
 
 import asyncio
 import contextlib
 import struct
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -80,9 +83,42 @@ async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
     return row["n"], age
 
 
+class Source(Protocol):
+    """Where events wait for the relay, committed with the state change they tell of."""
+
+    async def take(self, conn: asyncpg.Connection, limit: int) -> Sequence[Mapping[str, Any]]:
+        """The oldest ``limit`` events at most, in publishing order: rows with ``topic``, ``key``,
+        ``event_type`` and ``payload`` (the same payload, event id included, each time it is taken)."""
+        ...
+
+    async def sent(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The broker has acknowledged ``rows`` (what ``take`` gave): never give them again."""
+        ...
+
+    async def backlog(self, conn: asyncpg.Connection) -> tuple[int, float]:
+        """(events waiting, age in seconds of the oldest)."""
+        ...
+
+
+class OutboxTable:
+    """The outbox table: rows ``enqueue`` wrote, deleted once sent."""
+
+    async def take(self, conn: asyncpg.Connection, limit: int) -> Sequence[Mapping[str, Any]]:
+        return await conn.fetch(
+            "SELECT id, topic, key, event_type, payload FROM outbox ORDER BY id LIMIT $1", limit
+        )
+
+    async def sent(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+
+    async def backlog(self, conn: asyncpg.Connection) -> tuple[int, float]:
+        return await backlog(conn)
+
+
 class OutboxRelay:
-    """Publishes with a producer of its own, made by ``make_producer``: started by the relay's
-    first round, stopped (flushed) when it ends, and replaced when its idempotent sequence breaks."""
+    """Publishes the ``sources`` (the outbox table unless told) with a producer of its own, made by
+    ``make_producer``: started by the relay's first round, stopped (flushed) when it ends, and
+    replaced when its idempotent sequence breaks."""
 
     def __init__(
         self,
@@ -91,9 +127,11 @@ class OutboxRelay:
         *,
         service: str,
         poll_seconds: float = 1.0,
+        sources: Sequence[Source] = (OutboxTable(),),
     ) -> None:
         self.pool = pool
         self.make_producer = make_producer
+        self.sources = sources
         self.producer: AIOKafkaProducer | None = None
         self.service = service
         self.poll_seconds = poll_seconds
@@ -180,21 +218,30 @@ class OutboxRelay:
                 await producer.stop()
 
     async def publish_batch(self, producer: AIOKafkaProducer) -> int:
-        """Publish the oldest rows; delete them once the broker acknowledged them all."""
+        """Publish the oldest events of each source; mark them sent once the broker acknowledged
+        them all. How many were published, of the source that had the most (a round is full at
+        ``BATCH``)."""
+        most = 0
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, topic, key, event_type, payload FROM outbox ORDER BY id LIMIT $1", BATCH
-            )
-            if not rows:
-                return 0
-            await self._send(producer, rows)
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        published = Counter((r["topic"], r["event_type"]) for r in rows)
-        for (topic, event_type), count in published.items():
-            metrics.EVENTS_PUBLISHED.labels(self.service, topic, event_type).inc(count)
-        return len(rows)
+            for source in self.sources:
+                rows = await source.take(conn, BATCH)
+                if not rows:
+                    continue
+                await self._send(producer, rows)
+                await source.sent(conn, rows)
+                published = Counter((r["topic"], r["event_type"]) for r in rows)
+                for (topic, event_type), count in published.items():
+                    metrics.EVENTS_PUBLISHED.labels(self.service, topic, event_type).inc(count)
+                most = max(most, len(rows))
+        return most
 
-    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[asyncpg.Record]) -> None:
+    async def backlog(self) -> tuple[int, float]:
+        """(events waiting in every source, age in seconds of the oldest)."""
+        async with self.pool.acquire() as conn:
+            backlogs = [await source.backlog(conn) for source in self.sources]
+        return sum(rows for rows, _ in backlogs), max(age for _, age in backlogs)
+
+    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Mapping[str, Any]]) -> None:
         """Hand the rows to the producer as record batches, one partition's rows in id order, and
         wait until the broker has acknowledged every batch."""
         partitions: dict[str, list[int]] = {}

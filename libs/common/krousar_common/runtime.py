@@ -4,7 +4,7 @@ and its periodic jobs. Opened by the app's lifespan, closed in reverse order on 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,16 +72,20 @@ def _log_crash(task: asyncio.Task) -> None:
 
 
 async def refresh_outbox_gauges(runtime: Runtime) -> None:
-    async with runtime.pool.acquire() as conn:
-        rows, age = await outbox.backlog(conn)
+    rows, age = await runtime.relay.backlog()
     metrics.OUTBOX_BACKLOG.labels(runtime.settings.service_name).set(rows)
     metrics.OUTBOX_OLDEST_AGE.labels(runtime.settings.service_name).set(age)
 
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: ServiceSettings, *, migrations: Path | None, consumers: list[ConsumerSpec]
+    settings: ServiceSettings,
+    *,
+    migrations: Path | None,
+    consumers: list[ConsumerSpec],
+    event_sources: Sequence[outbox.Source] = (),
 ) -> AsyncIterator[Runtime]:
+    """The service's runtime; its relay publishes the outbox table and ``event_sources``."""
     name = settings.service_name
     if migrations is not None:
         await db.migrate(settings.pg_url, settings.database or name, migrations)
@@ -94,6 +98,7 @@ async def open_runtime(
         lambda: make_producer(settings.kafka_bootstrap, client_id=f"{name}-outbox"),
         service=name,
         poll_seconds=settings.outbox_poll_seconds,
+        sources=[outbox.OutboxTable(), *event_sources],
     )
     runtime = Runtime(settings, pool, redis, producer, relay)
     runtime.spawn("outbox-relay", relay.run())

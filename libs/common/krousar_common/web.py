@@ -20,6 +20,7 @@ from krousar_common import metrics
 from krousar_common.errors import install_error_handlers
 from krousar_common.kafka import ConsumerSpec
 from krousar_common.logging import configure_logging
+from krousar_common.outbox import Source
 from krousar_common.runtime import Runtime, open_runtime
 from krousar_common.settings import ServiceSettings
 
@@ -36,6 +37,8 @@ class ServiceDefinition:
     routers: list[APIRouter]
     migrations: Path | None = None
     consumers: Callable[[ServiceSettings], list[ConsumerSpec]] = lambda _settings: []
+    # Events the relay publishes from the service's own tables besides the outbox (outbox.Source).
+    event_sources: Callable[[ServiceSettings], list[Source]] = lambda _settings: []
     on_start: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -45,7 +48,12 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         consumers = definition.consumers(settings)
-        async with open_runtime(settings, migrations=definition.migrations, consumers=consumers) as runtime:
+        async with open_runtime(
+            settings,
+            migrations=definition.migrations,
+            consumers=consumers,
+            event_sources=definition.event_sources(settings),
+        ) as runtime:
             app.state.runtime = runtime
             for hook in definition.on_start:
                 await hook(runtime)

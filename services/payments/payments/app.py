@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from krousar_common.web import ServiceDefinition, create_service_app
 
-from payments import api, events, jobs, metrics, reports
+from payments import api, events, instruction, jobs, metrics, reports
 from payments.config import Settings
 
 DEFINITION = ServiceDefinition(
@@ -18,6 +18,7 @@ DEFINITION = ServiceDefinition(
     routers=[api.router, reports.router],
     migrations=Path(__file__).resolve().parent.parent / "migrations",
     consumers=events.consumers,
+    event_sources=lambda settings: [instruction.InstructedLines(settings)],  # type: ignore[arg-type]
     on_start=[events.start_consumers, jobs.schedule, metrics.schedule],
 )
 

@@ -1,17 +1,24 @@
 """Instructing an approved run: its lines become PaymentInstructed events, batch by batch.
 
-Lines are instructed in payment id order, one batch per transaction that writes their events to
-the outbox and records their instructions, in one statement (``store.instruct_next``: PostgreSQL
-builds the envelopes from the lines it reads). The instructed lines are therefore always a prefix
-of the run's lines in that order, and the next batch starts after the last instruction recorded:
-a line is instructed exactly once however often the process is killed (a batch happened entirely
-or not at all), without asking of every line whether it was instructed. The outbox relay
-publishes while later batches are being written.
+Lines are instructed in payment id order, one batch per transaction that moves the run's mark
+(``instructed_through``) over them and their tallies to INSTRUCTED (``store.instruct_next``).
+The instructed lines are therefore always a prefix of the run's lines in that order, and the
+next batch starts after the mark: a line is instructed exactly once however often the process is
+killed (a batch happened entirely or not at all), without asking of every line whether it was.
+
+The instructed lines are the outbox of their events: the outbox relay publishes them from the
+lines (``InstructedLines``, an ``outbox.Source``) while later batches are being instructed, and
+moves the run's ``published_through`` mark once the broker has them. An event's id is made from
+its payment id (the SQL function ``instruction_id``), so an event sent again after a crash is the
+same event, which the PSP's inbox drops.
 """
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
+import asyncpg
 import structlog
 from krousar_common import outbox, topics
 from krousar_common.events import EVENT_TYPES, decode
@@ -43,7 +50,6 @@ async def _instruct_batch(runtime: Runtime, run_id: UUID, limit: int) -> int | N
     """Instruct the next lines; how many, or None when there is nothing (more) for this process
     to do."""
     ctx = service.Context(SYSTEM, f"instruction-{run_id}", runtime.settings)  # type: ignore[arg-type]
-    event_type = EVENT_TYPES[INSTRUCTED]
     async with runtime.transaction() as conn:
         # One instructing process per run: another one (a replica, or this one resumed) waits.
         if not await store.try_transaction_lock(conn, f"instruction:{run_id}"):
@@ -51,22 +57,59 @@ async def _instruct_batch(runtime: Runtime, run_id: UUID, limit: int) -> int | N
         run = await store.get_run(conn, run_id)
         if run is None or run["state"] != RunState.APPROVED:
             return None
-        count, sample = await store.instruct_next(
-            conn,
-            run,
-            limit=limit,
-            topic=ctx.settings.topic(topics.INSTRUCTIONS.name),
-            event_type=event_type.name,
-            schema_version=event_type.schema_version,
-            source=service.SOURCE,
-            correlation_id=ctx.correlation_id,
-            at=datetime.now(UTC),
-        )
+        count = await store.instruct_next(conn, run_id, limit=limit)
         if not count:
             await service.move(conn, run_id, RunState.APPROVED, RunState.INSTRUCTED, ctx)
             log.info("instruction.finished", run_id=str(run_id), lines=run["lines"])
             return None
-        decode(sample)  # the contract holds (InvalidEvent otherwise): one check per batch
         await outbox.notify(conn)
     metrics.LINES_INSTRUCTED.labels(run["programme_code"]).inc(count)
     return count
+
+
+class InstructedLines:
+    """The PaymentInstructed events of instructed lines not yet published, a run at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topic(topics.INSTRUCTIONS.name)
+
+    async def take(self, conn: asyncpg.Connection, limit: int) -> Sequence[Mapping[str, Any]]:
+        run = await store.run_to_publish(conn)
+        if run is None:
+            return []
+        event_type = EVENT_TYPES[INSTRUCTED]
+        envelope = {
+            "source": service.SOURCE,
+            "type": event_type.name,
+            "specversion": "1.0",
+            "time": run["approved_at"].isoformat(),
+            "datacontenttype": "application/json",
+            "correlation_id": f"instruction-{run['run_id']}",
+            "schema_version": event_type.schema_version,
+        }
+        of_run = {
+            "run_id": str(run["run_id"]),
+            "programme_code": run["programme_code"],
+            "period": run["period"],
+            "available_from": run["available_from"],
+            "claim_until": run["claim_until"],
+        }
+        rows = await store.instructions_to_publish(
+            conn,
+            run,
+            limit=limit,
+            topic=self.topic,
+            event_type=event_type.name,
+            envelope=outbox.json_members(envelope),
+            of_run=outbox.json_members(of_run),
+        )
+        if rows:
+            decode(rows[0]["payload"])  # the contract holds (InvalidEvent otherwise): one check a round
+        return rows
+
+    async def sent(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        await store.mark_published(conn, rows[-1]["run_id"], rows[-1]["payment_id"])
+
+    async def backlog(self, conn: asyncpg.Connection) -> tuple[int, float]:
+        lines, oldest = await store.instructions_unpublished(conn)
+        return lines, (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from krousar_common import household_facts, outbox
+from krousar_common import household_facts
 from krousar_common.events.eligibility import EligibilityDecided
 from krousar_common.events.payments import PaymentStatusReported
 from krousar_common.programmes import ProgrammeVersion
@@ -358,80 +358,91 @@ async def count_instructed(conn: asyncpg.Connection, run_id: UUID) -> int:
     return await conn.fetchval("SELECT count(*) FROM instructions WHERE run_id = $1", run_id)
 
 
-# The next lines after the last one instructed (instructions are made in payment id order) become
-# PaymentInstructed envelopes in the outbox and rows of instructions, in one statement, so 700,000
-# lines never travel to Python and back. PostgreSQL writes each envelope (instruction.py's
-# contract, checked on a sample of every batch) around the parts every line of the run shares
-# ($5, $6: outbox.json_members). The outbox ids follow the payment ids, so the relay publishes
-# them in that order.
+# The next lines after the last one instructed (instructions are made in payment id order) are
+# instructed by moving the run's mark over them (instructed_through); their events are built
+# from the lines when the relay publishes them (instructions_to_publish).
 _INSTRUCT = f"""
 WITH next AS (
-    SELECT payment_id, household_id, component, amount_riel, payee_name, channel, account, province_code
-    FROM payment_lines
-    WHERE run_id = $1 AND status = 'CALCULATED' AND payment_id > coalesce(
-        (SELECT payment_id FROM instructions WHERE run_id = $1 ORDER BY payment_id DESC LIMIT 1), $3)
+    SELECT payment_id, province_code, amount_riel FROM payment_lines
+    WHERE run_id = $1 AND payment_id > coalesce((SELECT instructed_through FROM runs WHERE run_id = $1), $3)
     ORDER BY payment_id LIMIT $2
-), events AS MATERIALIZED (
-    SELECT next.*, gen_random_uuid() AS event_id FROM next
-), outboxed AS (
-    INSERT INTO outbox (event_id, topic, key, event_type, payload)
-    SELECT event_id, $4, household_id::text, $7, convert_to(
-        '{{"id":"' || event_id || '","subject":"' || household_id || '",' || $5
-        || ',"data":{{"payment_id":"' || payment_id || '","household_id":"' || household_id
-        || '","component":' || to_json(component) || ',"amount_riel":' || amount_riel
-        || ',"payee_name":' || to_json(payee_name) || ',"channel":' || to_json(channel)
-        || ',"account":' || coalesce(to_json(account)::text, 'null') || ',' || $6 || '}}}}', 'UTF8')
-    FROM events ORDER BY payment_id
-    RETURNING payload
-), recorded AS (
-    INSERT INTO instructions (payment_id, run_id, instruction_id)
-    SELECT payment_id, $1, event_id FROM events
-    RETURNING 1
+), marked AS (
+    UPDATE runs SET instructed_through = (SELECT payment_id FROM next ORDER BY payment_id DESC LIMIT 1)
+    WHERE run_id = $1 AND EXISTS (SELECT FROM next)
 ), {_tally_move("next", run="$1::uuid", old="'CALCULATED'", new="'INSTRUCTED'")}
-SELECT (SELECT count(*) FROM recorded) AS lines, (SELECT payload FROM outboxed LIMIT 1) AS sample
+SELECT count(*) FROM next
 """
 
 
-async def instruct_next(
+async def instruct_next(conn: asyncpg.Connection, run_id: UUID, *, limit: int) -> int:
+    """Instruct the next ``limit`` lines of the run; how many."""
+    return await conn.fetchval(_INSTRUCT, run_id, limit, NIL_UUID)
+
+
+async def run_to_publish(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The run approved first of those with instructed lines the relay has not published."""
+    return await conn.fetchrow(
+        "SELECT run_id, programme_code, period, available_from, claim_until, approved_at, published_through"
+        " FROM runs WHERE instructed_through IS NOT NULL"
+        " AND instructed_through IS DISTINCT FROM published_through ORDER BY approved_at LIMIT 1"
+    )
+
+
+# The PaymentInstructed events of a run's next instructed lines (instruction.py's contract):
+# PostgreSQL writes each envelope around the parts every line of the run shares ($4, $5:
+# outbox.json_members), so 700,000 lines never travel to Python as rows.
+_INSTRUCTIONS_TO_PUBLISH = """
+SELECT payment_id, run_id, $6::text AS topic, household_id::text AS key, $7::text AS event_type, convert_to(
+    '{"id":"' || instruction_id(payment_id) || '","subject":"' || household_id || '",' || $4
+    || ',"data":{"payment_id":"' || payment_id || '","household_id":"' || household_id
+    || '","component":' || to_json(component) || ',"amount_riel":' || amount_riel
+    || ',"payee_name":' || to_json(payee_name) || ',"channel":' || to_json(channel)
+    || ',"account":' || coalesce(to_json(account)::text, 'null') || ',' || $5 || '}}', 'UTF8') AS payload
+FROM payment_lines
+WHERE run_id = $1 AND payment_id > $2
+    AND payment_id <= (SELECT instructed_through FROM runs WHERE run_id = $1)
+ORDER BY payment_id LIMIT $3
+"""
+
+
+async def instructions_to_publish(
     conn: asyncpg.Connection,
     run: asyncpg.Record,
     *,
     limit: int,
     topic: str,
     event_type: str,
-    schema_version: int,
-    source: str,
-    correlation_id: str,
-    at: datetime,
-) -> tuple[int, bytes | None]:
-    """Instruct the next ``limit`` lines of the run: (lines instructed, one of their payloads)."""
-    envelope = {
-        "source": source,
-        "type": event_type,
-        "specversion": "1.0",
-        "time": at.isoformat(),
-        "datacontenttype": "application/json",
-        "correlation_id": correlation_id,
-        "schema_version": schema_version,
-    }
-    of_run = {
-        "run_id": str(run["run_id"]),
-        "programme_code": run["programme_code"],
-        "period": run["period"],
-        "available_from": run["available_from"],
-        "claim_until": run["claim_until"],
-    }
-    row = await conn.fetchrow(
-        _INSTRUCT,
+    envelope: str,
+    of_run: str,
+) -> list[asyncpg.Record]:
+    """The events of the run's next unpublished instructed lines, in payment id order (``envelope``
+    and ``of_run``: the members every event of the run shares)."""
+    return await conn.fetch(
+        _INSTRUCTIONS_TO_PUBLISH,
         run["run_id"],
+        run["published_through"] or NIL_UUID,
         limit,
-        NIL_UUID,
+        envelope,
+        of_run,
         topic,
-        outbox.json_members(envelope),
-        outbox.json_members(of_run),
         event_type,
     )
-    return row["lines"], row["sample"]
+
+
+async def mark_published(conn: asyncpg.Connection, run_id: UUID, through: UUID) -> None:
+    await conn.execute("UPDATE runs SET published_through = $2 WHERE run_id = $1", run_id, through)
+
+
+async def instructions_unpublished(conn: asyncpg.Connection) -> tuple[int, datetime | None]:
+    """(instructed lines not yet published, approval of the oldest run that has some)."""
+    row = await conn.fetchrow(
+        "SELECT count(l.*) AS lines, min(r.approved_at) AS oldest FROM runs r JOIN payment_lines l"
+        " ON l.run_id = r.run_id AND l.payment_id > coalesce(r.published_through, $1)"
+        " AND l.payment_id <= r.instructed_through"
+        " WHERE r.instructed_through IS DISTINCT FROM r.published_through",
+        NIL_UUID,
+    )
+    return row["lines"], row["oldest"]
 
 
 # The PSP's final words (rows of ``reported``: payment_id, status, reason, at) appended to

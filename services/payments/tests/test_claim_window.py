@@ -101,18 +101,7 @@ async def instructed_run(
             ("MONTHLY", "HIV", "ELDERLY")[i // len(household_ids)],
         )
     await store.add_tallies(conn, run_id, "CALCULATED", {"12": (lines, 300_000 * lines)})
-    run = await store.get_run(conn, run_id)
-    instructed, _ = await store.instruct_next(
-        conn,
-        run,
-        limit=lines,
-        topic="test.payments.instructions.v1",
-        event_type="krousar.PaymentInstructed",
-        schema_version=1,
-        source="test",
-        correlation_id="test",
-        at=instructed_at,
-    )
+    instructed = await store.instruct_next(conn, run_id, limit=lines)
     assert instructed == lines
     return run_id
 
