@@ -18,7 +18,7 @@ class Settings(ServiceSettings):
     # the last one written meanwhile.
     calculation_workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
     calculation_workers_from: int = 50_000
-    instruction_batch_size: int = 5000
+    instruction_batch_size: int = 20_000
     # PSP statuses applied per transaction (one UPDATE of the lines a batch).
     status_batch_size: int = 5000
     # The Redis lock of a calculation expires this long after its last renewal (a dead process's

@@ -73,8 +73,10 @@ class InstructedLines:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic(topics.INSTRUCTIONS.name)
 
-    async def take(self, conn: asyncpg.Connection, limit: int) -> Sequence[Mapping[str, Any]]:
-        run = await store.run_to_publish(conn)
+    async def take(
+        self, conn: asyncpg.Connection, limit: int, after: Mapping[str, Any] | None = None
+    ) -> Sequence[Mapping[str, Any]]:
+        run = await store.run_to_publish(conn, after["run_id"] if after else None)
         if run is None:
             return []
         event_type = EVENT_TYPES[INSTRUCTED]
@@ -96,7 +98,8 @@ class InstructedLines:
         }
         rows = await store.instructions_to_publish(
             conn,
-            run,
+            run["run_id"],
+            after=after["payment_id"] if after else run["published_through"],
             limit=limit,
             topic=self.topic,
             event_type=event_type.name,

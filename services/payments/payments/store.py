@@ -379,12 +379,14 @@ async def instruct_next(conn: asyncpg.Connection, run_id: UUID, *, limit: int) -
     return await conn.fetchval(_INSTRUCT, run_id, limit, NIL_UUID)
 
 
-async def run_to_publish(conn: asyncpg.Connection) -> asyncpg.Record | None:
-    """The run approved first of those with instructed lines the relay has not published."""
+async def run_to_publish(conn: asyncpg.Connection, run_id: UUID | None = None) -> asyncpg.Record | None:
+    """The run approved first of those with instructed lines the relay has not published (or the
+    run ``run_id`` while it has some)."""
     return await conn.fetchrow(
         "SELECT run_id, programme_code, period, available_from, claim_until, approved_at, published_through"
-        " FROM runs WHERE instructed_through IS NOT NULL"
-        " AND instructed_through IS DISTINCT FROM published_through ORDER BY approved_at LIMIT 1"
+        " FROM runs WHERE instructed_through IS NOT NULL AND instructed_through IS DISTINCT FROM"
+        " published_through AND ($1::uuid IS NULL OR run_id = $1) ORDER BY approved_at LIMIT 1",
+        run_id,
     )
 
 
@@ -407,25 +409,19 @@ ORDER BY payment_id LIMIT $3
 
 async def instructions_to_publish(
     conn: asyncpg.Connection,
-    run: asyncpg.Record,
+    run_id: UUID,
     *,
+    after: UUID | None,
     limit: int,
     topic: str,
     event_type: str,
     envelope: str,
     of_run: str,
 ) -> list[asyncpg.Record]:
-    """The events of the run's next unpublished instructed lines, in payment id order (``envelope``
-    and ``of_run``: the members every event of the run shares)."""
+    """The events of the run's next instructed lines after payment ``after``, in payment id order
+    (``envelope`` and ``of_run``: the members every event of the run shares)."""
     return await conn.fetch(
-        _INSTRUCTIONS_TO_PUBLISH,
-        run["run_id"],
-        run["published_through"] or NIL_UUID,
-        limit,
-        envelope,
-        of_run,
-        topic,
-        event_type,
+        _INSTRUCTIONS_TO_PUBLISH, run_id, after or NIL_UUID, limit, envelope, of_run, topic, event_type
     )
 
 
