@@ -18,6 +18,7 @@ import orjson
 from krousar_common.testing import ServiceProcess, TestStack
 
 from bench.common import ROOT, Report, Stage, write_section
+from bench.load import MAX_CONNECTIONS
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -97,7 +98,15 @@ async def run(rate: float, seconds: float) -> Report:
         f" load generator {result['cpu_ms_per_request']:.2f} ms."
     )
     report.notes.append(
-        f"Load generator: bench/load.py, open loop (fixed send schedule), own process; {result}"
+        f"At {rate:.0f} requests/s the service and PostgreSQL need"
+        f" {rate * (service_ms + postgres_ms) / 1000:.2f} of the machine's {os.cpu_count()} cores"
+        " (the broker and the load generator share them too); failures are requests the load"
+        f" generator could not send because {MAX_CONNECTIONS} were already waiting: the service fell"
+        " behind."
+    )
+    report.notes.append(
+        f"Load generator: bench/load.py, open loop (fixed send schedule), villages of Phnom Penh's"
+        f" questionnaire in turn, own process; {result}"
     )
     print(result)
     print(report.notes[0])

@@ -215,7 +215,7 @@ def write_section(report: Report) -> None:
     start = text.find(f"## {report.title}\n")
     if start >= 0:
         end = text.find("\n## ", start + 1)
-        text = text[:start] + report.markdown() + (text[end + 1 :] if end >= 0 else "")
+        text = text[:start] + report.markdown() + ("\n" + text[end + 1 :] if end >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + report.markdown()
     RESULTS.write_text(text)

@@ -14,12 +14,14 @@ import asyncio
 import random
 import statistics
 import time
+from functools import cache
 from urllib.parse import urlsplit
 
 import httptools
 import orjson
 import uvloop
 from krousar_common.testing import bearer
+from registration.synthetic import villages_by_province
 
 ANSWERS = {
     "roof": "THATCH",
@@ -36,9 +38,19 @@ ANSWERS = {
 MAX_CONNECTIONS = 500
 
 
+@cache
+def villages() -> list[str]:
+    """The villages whose questionnaire ``ANSWERS`` answers (Phnom Penh's): registrations come from
+    many villages at once, each reserving a card number of its own village's sequence."""
+    by_province = villages_by_province()
+    questionnaire = dict(by_province["12"])["12010101"]
+    return [code for codes in by_province.values() for code, asked in codes if asked == questionnaire]
+
+
 def household(n: int) -> dict:
+    codes = villages()
     return {
-        "village_code": "12010101",
+        "village_code": codes[(n * 7919) % len(codes)],  # 7919 is prime: every village in turn
         "interviewed_on": "2025-03-01",
         "answers": ANSWERS,
         "members": [

@@ -69,11 +69,12 @@ async def psp_simulator(stack: TestStack) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 async def payments(stack: TestStack) -> AsyncIterator[ServiceProcess]:
-    # Small instruction batches make "killed in the middle of instructing" easy to reach.
+    # Small instruction batches (a batch is one short statement) make "killed in the middle of
+    # instructing" easy to reach.
     service = await ServiceProcess(
         "payments",
         stack,
-        PAYMENTS_INSTRUCTION_BATCH_SIZE="50",
+        PAYMENTS_INSTRUCTION_BATCH_SIZE="5",
         PAYMENTS_RESUME_INTERVAL_SECONDS="1",
         PAYMENTS_RECONCILE_INTERVAL_SECONDS="0.5",
     ).start()

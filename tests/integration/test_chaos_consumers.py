@@ -31,10 +31,9 @@ from krousar_common.events.payments import PaymentInstructed, PaymentStatus, Pay
 from krousar_common.events.programmes import ProgrammeVersionPublished
 from krousar_common.programmes import ProgrammeStatus
 from krousar_common.testing import ServiceProcess, TestStack, wait_for
+from payment_runs import approved_run
 from pydantic import BaseModel
-from test_payments import approve, created, psp_outcome, renamed, run_records, seed, wait_state
-
-from bench.bench_payments import load_projection
+from test_payments import psp_outcome, renamed, run_records, seed, wait_state
 
 Keyed = tuple[str, BaseModel]
 T = TypeVar("T")
@@ -303,31 +302,28 @@ async def test_batch_consumers_killed_mid_batch_settle_and_reconcile_each_paymen
     own_topics: TestStack,
 ) -> None:
     stack = own_topics
-    payments = ServiceProcess(
-        "payments",
-        stack,
-        PAYMENTS_STATUS_BATCH_SIZE="10",
-        PAYMENTS_RESUME_INTERVAL_SECONDS="1",
-        PAYMENTS_RECONCILE_INTERVAL_SECONDS="0.5",
-    )
-    psp = ServiceProcess(
-        "psp_simulator",
-        stack,
-        PSP_DATABASE=stack.database("psp_simulator"),
-        PSP_INSTRUCTION_BATCH_SIZE="10",
-        PSP_SETTLE_DELAY_SECONDS="0.2",
-        PSP_UNCLAIMED_DELAY_SECONDS="1",
-        PSP_REPORT_INTERVAL_SECONDS="0.2",
-        PSP_SEED=f"chaos-{stack.run_id}",
+    payments_env = {
+        "PAYMENTS_STATUS_BATCH_SIZE": "10",
+        "PAYMENTS_RESUME_INTERVAL_SECONDS": "1",
+        "PAYMENTS_RECONCILE_INTERVAL_SECONDS": "0.5",
+    }
+    psp_env = {
+        "PSP_INSTRUCTION_BATCH_SIZE": "10",
+        "PSP_SETTLE_DELAY_SECONDS": "0.2",
+        "PSP_UNCLAIMED_DELAY_SECONDS": "1",
+        "PSP_REPORT_INTERVAL_SECONDS": "0.2",
+        "PSP_SEED": f"chaos-{stack.run_id}",
         **PSP_SHARES,
-    )
-    await asyncio.gather(payments.start(), psp.start())
-    ledger, bank = await stack.connect("payments"), await stack.connect("psp_simulator")
-    try:
-        await load_projection(stack, HOUSEHOLDS)
-        run = await created(payments, "COVID19_CT", period="2023-03")
+    }
+    async with approved_run(stack, HOUSEHOLDS, payments_env=payments_env, psp_env=psp_env) as under_way:
+        payments, psp, ledger, bank, run = (
+            under_way.payments,
+            under_way.psp,
+            under_way.ledger,
+            under_way.bank,
+            under_way.run,
+        )
         run_id = uuid.UUID(run["run_id"])
-        assert (await approve(payments, run["run_id"])).status_code == 200
         settlements = functools.partial(
             bank.fetchval, "SELECT count(*) FROM settlements WHERE run_id = $1", run_id
         )
@@ -351,11 +347,6 @@ async def test_batch_consumers_killed_mid_batch_settle_and_reconcile_each_paymen
             "SELECT state, sum(lines)::int AS lines FROM line_tallies WHERE run_id = $1 GROUP BY state",
             run_id,
         )
-    finally:
-        await ledger.close()
-        await bank.close()
-        payments.kill()
-        psp.kill()
 
     assert 0 < settled_at_kill < run["lines"], "the PSP was killed too late to test anything"
     assert 0 < reported_at_kill < run["lines"], "payments was killed too late to test anything"

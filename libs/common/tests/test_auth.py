@@ -1,6 +1,8 @@
+import time
 from datetime import timedelta
 
 import pytest
+from krousar_common import auth
 from krousar_common.auth import Principal, decode_token, mint_token
 from krousar_common.errors import Forbidden, Unauthorized
 
@@ -27,6 +29,18 @@ def test_expired_and_forged_tokens_are_rejected() -> None:
         decode_token(SECRET, expired)
     with pytest.raises(Unauthorized, match="invalid"):
         decode_token(SECRET, forged)
+
+
+def test_a_token_verified_before_is_rejected_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = mint_token(SECRET, user_id="u2", roles=["viewer"], ttl=timedelta(minutes=5))
+    assert decode_token(SECRET, token).user_id == "u2"  # verified, and remembered
+
+    later = time.time() + 301
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    with pytest.raises(Unauthorized, match="expired"):
+        decode_token(SECRET, token)
+    with pytest.raises(Unauthorized, match="invalid"):  # remembered under its own secret only
+        decode_token("another-secret-of-at-least-thirty-two-bytes", token)
 
 
 def test_commune_scope() -> None:
