@@ -14,6 +14,7 @@ import asyncio
 import random
 import statistics
 import time
+from datetime import date, timedelta
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ import httptools
 import orjson
 import uvloop
 from krousar_common.testing import bearer
-from registration.synthetic import villages_by_province
+from registration.synthetic import FULL_NAMES, villages_by_province
 
 ANSWERS = {
     "roof": "THATCH",
@@ -36,6 +37,7 @@ ANSWERS = {
     "shock_12m": True,
 }
 MAX_CONNECTIONS = 500
+HEADS_BORN_FROM = date(1960, 1, 1)
 
 
 @cache
@@ -48,16 +50,19 @@ def villages() -> list[str]:
 
 
 def household(n: int) -> dict:
+    """Household ``n``: each in another village, its head with a name and birth day of her own
+    (the registry looks for a head of the same name, birth day and village: a possible duplicate)."""
     codes = villages()
+    head_names = [name for names in FULL_NAMES for name, _ in names["F"]]
     return {
         "village_code": codes[(n * 7919) % len(codes)],  # 7919 is prime: every village in turn
         "interviewed_on": "2025-03-01",
         "answers": ANSWERS,
         "members": [
             {
-                "name_km": "សុខ ចាន់",
+                "name_km": head_names[n % len(head_names)],
                 "sex": "F",
-                "date_of_birth": "1980-05-01",
+                "date_of_birth": (HEADS_BORN_FROM + timedelta(days=n % 10_000)).isoformat(),
                 "relationship": "HEAD",
                 "national_id": f"{700_000_000 + n}",
             },
