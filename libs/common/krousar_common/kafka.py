@@ -69,12 +69,12 @@ def _bound(record: ConsumerRecord, envelope: Envelope) -> Iterator[None]:
         structlog.contextvars.unbind_contextvars("topic", "partition", "offset", "correlation_id")
 
 
-def make_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
-    # Idempotence implies acks=all and keeps per-partition order across retries.
+def make_producer(bootstrap: str, *, client_id: str, idempotent: bool = True) -> AIOKafkaProducer:
+    # Idempotence keeps per-partition order across retries (the outbox relay needs it).
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
-        enable_idempotence=True,
+        enable_idempotence=idempotent,
         acks="all",
         linger_ms=5,
         max_batch_size=256 * 1024,

@@ -91,7 +91,10 @@ async def open_runtime(
         await db.migrate(settings.pg_url, settings.database or name, migrations)
     pool = await db.create_pool(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    producer = make_producer(settings.kafka_bootstrap, client_id=name)
+    # The consumers' dead letters: a repeat in a DLQ is harmless, and an idempotent producer whose
+    # batch timed out with the broker away refuses every later one of its partition for good (the
+    # relay renews its own for that), which would stall a consumer's partition.
+    producer = make_producer(settings.kafka_bootstrap, client_id=name, idempotent=False)
     await producer.start()
     relay = outbox.OutboxRelay(
         pool,
