@@ -3,6 +3,7 @@ correlation ids, request metrics, ``/metrics``, ``/health/live`` and ``/health/r
 
 import asyncio
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,6 +58,10 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
             app.state.runtime = runtime
             for hook in definition.on_start:
                 await hook(runtime)
+            # What starting made (modules, the app, reference data) lives as long as the process:
+            # left to the cyclic collector, every full collection would scan it again, a pause of
+            # ~100 ms every few seconds under load (the tail of the API's latency).
+            gc.freeze()
             yield
 
     app = FastAPI(

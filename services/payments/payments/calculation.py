@@ -168,7 +168,7 @@ async def _calculate_batches(
                 batch = await asyncio.to_thread(assess_batch, calculator, run, history, rows, totals)
                 if writing is not None:
                     await writing
-                writing = asyncio.create_task(_write(conn, batch))
+                writing = asyncio.create_task(_write(conn, run.run_id, batch))
                 done += len(rows)
                 await progress.report(runtime.redis, run.run_id, "CALCULATING", done, total)
                 metrics.HOUSEHOLDS_CALCULATED.labels(run.programme_code).inc(len(rows))
@@ -232,7 +232,8 @@ async def _pages(reader: asyncpg.Connection, programme_code: str, size: int) -> 
                 await next_page
 
 
-async def _write(conn: asyncpg.Connection, batch: Batch) -> None:
+async def _write(conn: asyncpg.Connection, run_id: UUID, batch: Batch) -> None:
+    await store.add_arithmetics(conn, batch.arithmetic_rows(run_id))
     await store.copy_lines(conn, batch.lines)
     await store.copy_left_out(conn, batch.left_out)
 

@@ -20,8 +20,7 @@ LINE_COLUMNS = [
     "component",
     "attempt",
     "amount_riel",
-    "terms",
-    "explanation",
+    "arithmetic_id",
     "province_code",
     "commune_code",
     "village_code",
@@ -32,6 +31,7 @@ LINE_COLUMNS = [
     "account",
     "status",
 ]
+ARITHMETIC_COLUMNS = ["run_id", "arithmetic_id", "terms", "explanation"]
 LEFT_OUT_COLUMNS = ["run_id", "household_id", "reason", "detail"]
 RUN_COLUMNS = [
     "run_id",
@@ -308,6 +308,20 @@ async def cancel_lines(conn: asyncpg.Connection, run_id: UUID) -> None:
 async def copy_lines(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     if rows:
         await conn.copy_records_to_table("payment_lines", records=rows, columns=LINE_COLUMNS)
+
+
+async def add_arithmetics(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Arithmetics of the run's lines (run_arithmetics; terms as JSON text), before the lines that
+    name them; those the run already has are kept."""
+    if rows:
+        await conn.execute(
+            "INSERT INTO run_arithmetics (run_id, arithmetic_id, terms, explanation)"
+            " SELECT run_id, arithmetic_id, terms::jsonb, explanation"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])"
+            " AS a(run_id, arithmetic_id, terms, explanation)"
+            " ON CONFLICT DO NOTHING",
+            *zip(*rows, strict=True),
+        )
 
 
 async def copy_left_out(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 import uvloop
 from krousar_common import db
 from krousar_common.benefits import Calculator
@@ -50,6 +49,7 @@ class Page:
 class PageDone:
     households: int
     lines: bytes  # COPY ... FROM STDIN (FORMAT binary) of payment_lines (store.LINE_COLUMNS)
+    arithmetics: list[tuple[Any, ...]]  # rows of run_arithmetics the lines name (some hundreds)
     left_out: bytes  # the same of left_out (store.LEFT_OUT_COLUMNS)
     totals: domain.Totals
 
@@ -106,6 +106,7 @@ async def _run_pages(
 
 
 async def _write(conn: asyncpg.Connection, page: PageDone) -> None:
+    await store.add_arithmetics(conn, page.arithmetics)
     if page.lines:
         await conn.copy_to_table(
             "payment_lines", source=io.BytesIO(page.lines), columns=store.LINE_COLUMNS, format="binary"
@@ -148,7 +149,11 @@ async def _assess_page(page: Page) -> PageDone:
     totals = domain.Totals()
     batch = assessment.assess_batch(calculator, page.run, page.history, rows, totals)
     return PageDone(
-        len(rows), encode(batch.lines, LINE_TYPES), encode(batch.left_out, LEFT_OUT_TYPES), totals
+        len(rows),
+        encode(batch.lines, LINE_TYPES),
+        batch.arithmetic_rows(page.run.run_id),
+        encode(batch.left_out, LEFT_OUT_TYPES),
+        totals,
     )
 
 
@@ -177,11 +182,6 @@ def _int4(value: int) -> bytes:
 
 def _int8(value: int) -> bytes:
     return b"\x00\x00\x00\x08" + value.to_bytes(8, "big", signed=True)
-
-
-def _jsonb(value: Any) -> bytes:
-    data = b"\x01" + orjson.dumps(value)  # jsonb's binary form: a version byte, then the text
-    return _int32(len(data)) + data
 
 
 Encoder = Callable[[Any], bytes]
@@ -213,8 +213,8 @@ LINE_TYPES: tuple[Encoder, ...] = (
     _code,  # component
     _int4,  # attempt
     _int8,  # amount_riel
-    _jsonb,  # terms
-    *(_code,) * 6,  # explanation, province, commune, village, location category, poverty level
+    _shared(_uuid),  # arithmetic_id
+    *(_code,) * 5,  # province, commune, village, location category, poverty level
     _text,  # payee_name
     _code,  # channel
     _text,  # account

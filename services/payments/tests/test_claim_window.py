@@ -88,17 +88,20 @@ async def instructed_run(
         len(household_ids),
         instructed_at,
     )
+    arithmetic_id = uuid.uuid4()
+    await store.add_arithmetics(conn, [(run_id, arithmetic_id, "[]", "300,000 = 300,000")])
     for i in range(lines):
         await conn.execute(
             "INSERT INTO payment_lines (payment_id, run_id, programme_code, period, household_id, component,"
-            " attempt, amount_riel, terms, explanation, province_code, commune_code, village_code,"
+            " attempt, amount_riel, arithmetic_id, province_code, commune_code, village_code,"
             " location_category, poverty_level, payee_name, channel, status)"
-            " VALUES ($1, $2, 'COVID19_CT', '2020-07', $3, $4, 1, 300000, '[]', '300,000 = 300,000',"
+            " VALUES ($1, $2, 'COVID19_CT', '2020-07', $3, $4, 1, 300000, $5,"
             " '12', '120101', '12010101', 'PHNOM_PENH', 'POOR_1', 'payee', 'WING', 'CALCULATED')",
             uuid.uuid4(),
             run_id,
             household_ids[i % len(household_ids)],
             ("MONTHLY", "HIV", "ELDERLY")[i // len(household_ids)],
+            arithmetic_id,
         )
     await store.add_tallies(conn, run_id, "CALCULATED", {"12": (lines, 300_000 * lines)})
     instructed = await store.instruct_next(conn, run_id, limit=lines)

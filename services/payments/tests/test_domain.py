@@ -242,3 +242,13 @@ def test_the_fast_payment_ids_are_the_payment_ids() -> None:
             assert str(fast) == str(
                 domain.payment_id("COVID19_CT", "2020-07", household_id, component, attempt)
             )
+
+
+def test_payment_ids_follow_their_households_order() -> None:
+    households = sorted(uuid.uuid4() for _ in range(1000))
+    ids = [domain.payment_id("COVID19_CT", "2020-07", h, "MONTHLY", 1) for h in households]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {8}
+    retry = domain.payment_id("COVID19_CT", "2020-07", households[0], "MONTHLY", 2)
+    assert retry != ids[0]

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 from krousar_common import db
 from krousar_common.benefits import Calculator
@@ -97,8 +98,14 @@ async def test_pages_calculated_in_worker_processes_are_the_lines_of_the_service
         written = await conn.fetch(
             f"SELECT {', '.join(store.LINE_COLUMNS)} FROM payment_lines WHERE run_id = $1", run.run_id
         )
+        arithmetics = await conn.fetch(
+            f"SELECT {', '.join(store.ARITHMETIC_COLUMNS)} FROM run_arithmetics WHERE run_id = $1", run.run_id
+        )
 
     assert sorted(pages) == sorted([50] * 10 + [3])
     assert len(expected.lines) == 503
     assert sorted(tuple(r) for r in written) == sorted(expected.lines)
+    assert {r["arithmetic_id"]: (r["terms"], r["explanation"]) for r in arithmetics} == {
+        a.arithmetic_id: (orjson.loads(a.terms), a.explanation) for a in expected.arithmetics.values()
+    }
     assert totals.rows() == expected_totals.rows() and totals.lines == expected_totals.lines == 503

@@ -3,11 +3,21 @@
 from pathlib import Path
 
 from fastapi import FastAPI
+from krousar_common.runtime import Runtime
 from krousar_common.web import ServiceDefinition, create_service_app
 
 from registration import api, geo, jobs, metrics
 from registration.config import Settings
+from registration.domain import geography
 from registration.imports import api as imports_api
+from registration.snapshots import commune_units
+
+
+async def load_reference_data(_runtime: Runtime) -> None:
+    """The gazetteer and the commune classification, read before the first request needs them."""
+    geography.load_gazetteer()
+    commune_units()
+
 
 DEFINITION = ServiceDefinition(
     name="registration",
@@ -15,7 +25,7 @@ DEFINITION = ServiceDefinition(
     description="The IDPoor household registry for commune staff: households, members, scores, equity cards.",
     routers=[api.router, geo.router, imports_api.router],
     migrations=Path(__file__).resolve().parent.parent / "migrations",
-    on_start=[jobs.schedule, metrics.schedule],
+    on_start=[load_reference_data, jobs.schedule, metrics.schedule],
 )
 
 

