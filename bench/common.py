@@ -143,6 +143,18 @@ class Stage:
         return self.items / self.seconds if self.seconds else 0.0
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(stolen, all) clock ticks of the machine's CPUs so far (/proc/stat): the ticks a virtual
+    machine's host gave to others while this one was ready to run are time no code here can win."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[7], sum(values[:8])
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    ticks = after[1] - before[1]
+    return (after[0] - before[0]) / ticks if ticks else 0.0
+
+
 @dataclass
 class Report:
     title: str
@@ -156,6 +168,7 @@ class Report:
         """Time a stage; with a ``meter``, its note says the CPU seconds each group used in it and
         the load average (1 min) at its end."""
         before = self.meter.sample() if self.meter else {}
+        jiffies = cpu_jiffies()
         started = time.perf_counter()
         stage = Stage(name, 0.0, items, unit, note)
         yield stage
@@ -165,7 +178,13 @@ class Report:
             stage.cpu = {k: max(0.0, after[k] - before.get(k, 0.0)) for k in after}
             used = ", ".join(f"{k} {v:.1f}" for k, v in stage.cpu.items())
             stage.note = "; ".join(
-                p for p in (stage.note, f"CPU s: {used}; load {os.getloadavg()[0]:.1f}") if p
+                p
+                for p in (
+                    stage.note,
+                    f"CPU s: {used}; load {os.getloadavg()[0]:.1f};"
+                    f" stolen {stolen_share(jiffies, cpu_jiffies()):.0%}",
+                )
+                if p
             )
         self.stages.append(stage)
         print(f"  {name}: {stage.seconds:.1f} s, {stage.rate:,.0f} {unit}/s {stage.note}", flush=True)

@@ -89,7 +89,7 @@ async def open_runtime(
     name = settings.service_name
     if migrations is not None:
         await db.migrate(settings.pg_url, settings.database or name, migrations)
-    pool = await db.create_pool(settings.database_url)
+    pool = await db.create_pool(settings.database_url, max_size=settings.database_pool_size)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     # The consumers' dead letters: a repeat in a DLQ is harmless, and an idempotent producer whose
     # batch timed out with the broker away refuses every later one of its partition for good (the
