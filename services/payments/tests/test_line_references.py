@@ -2,6 +2,7 @@
 line names its run and an arithmetic of that run, and runs are never deleted. Against a real
 PostgreSQL database of its own, migrated like the service's."""
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,13 @@ from payments import store
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 pytestmark = pytest.mark.integration
+LINE_BEFORE_0006 = (  # a line as migrations 0001-0005 kept it, terms and explanation in the row
+    "INSERT INTO payment_lines (payment_id, run_id, programme_code, period, household_id, component,"
+    " attempt, amount_riel, terms, explanation, province_code, commune_code, village_code,"
+    " location_category, poverty_level, payee_name, channel, status) VALUES ($1, $2, 'COVID19_CT',"
+    " '2020-07', $3, 'MONTHLY', 1, 300000, $4, $5, '12', '120101', '12010101', 'PHNOM_PENH', 'POOR_1',"
+    " 'payee', 'WING', 'CALCULATED')"
+)
 
 
 @pytest.fixture
@@ -24,6 +32,43 @@ async def conn() -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(f"{stack.pg_url}/{stack.database('payments')}")
     try:
         yield conn
+    finally:
+        await conn.close()
+        await stack.drop()
+
+
+async def test_lines_written_before_the_migration_keep_their_arithmetic(tmp_path: Path) -> None:
+    before = tmp_path / "payments" / "migrations"  # named as the service's: the same migration names
+    before.mkdir(parents=True)
+    for path in sorted(MIGRATIONS.glob("*.sql"))[:5]:
+        shutil.copy(path, before)
+    stack = TestStack()
+    await stack.check_reachable()
+    await db.migrate(stack.pg_url, stack.database("payments"), before)
+    conn = await asyncpg.connect(f"{stack.pg_url}/{stack.database('payments')}")
+    try:
+        run_id = await draft_run(conn)
+        for household, terms in enumerate(['[{"label": "base"}]', '[{"label": "base"}]', "[]"]):
+            await conn.execute(
+                LINE_BEFORE_0006,
+                uuid.uuid4(),
+                run_id,
+                uuid.UUID(int=household + 1),
+                terms,
+                f"{terms} explained",
+            )
+
+        await db.migrate(stack.pg_url, stack.database("payments"), MIGRATIONS)
+
+        rows = await conn.fetch(
+            "SELECT household_id, terms, explanation FROM line_states ORDER BY household_id"
+        )
+        assert [(r["terms"], r["explanation"]) for r in rows] == [
+            ('[{"label": "base"}]', '[{"label": "base"}] explained'),
+            ('[{"label": "base"}]', '[{"label": "base"}] explained'),
+            ("[]", "[] explained"),
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM run_arithmetics") == 2
     finally:
         await conn.close()
         await stack.drop()
