@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from krousar_common.events import Envelope
@@ -31,12 +32,25 @@ class BatchConsumerSpec:
     spec: ConsumerSpec
     batch_handler: BatchHandler
     batch_size: int = 5000
+    # Awaited before each batch is fetched: work that matters more can have the cores first.
+    yield_to: Callable[[Runtime], Awaitable[None]] | None = None
 
 
 class BatchConsumerRunner(ConsumerRunner):
-    def __init__(self, batch_spec: BatchConsumerSpec, **kwargs: object) -> None:
+    def __init__(
+        self,
+        batch_spec: BatchConsumerSpec,
+        before_poll: Callable[[], Awaitable[None]] | None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(batch_spec.spec, batch_size=batch_spec.batch_size, **kwargs)  # type: ignore[arg-type]
         self.batch_handler = batch_spec.batch_handler
+        self.before_poll = before_poll
+
+    async def _poll(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        if self.before_poll is not None:
+            await self.before_poll()
+        return await super()._poll()
 
     async def _apply_claimed(self, conn: asyncpg.Connection, claimed: list[Decoded]) -> None:
         await self.batch_handler(conn, [(envelope, event) for _, envelope, event in claimed])
@@ -45,8 +59,10 @@ class BatchConsumerRunner(ConsumerRunner):
 def start(runtime: Runtime, batch_spec: BatchConsumerSpec) -> None:
     """Run a batch consumer in the service's runtime, stopped and watched like its other consumers."""
     settings = runtime.settings
+    yield_to = batch_spec.yield_to
     runner = BatchConsumerRunner(
         batch_spec,
+        None if yield_to is None else lambda: yield_to(runtime),
         pool=runtime.pool,
         producer=runtime.producer,
         bootstrap=settings.kafka_bootstrap,

@@ -183,13 +183,16 @@ class ConsumerRunner:
         reporting = asyncio.create_task(self._report_lag_every(self.lag_report_seconds))
         try:
             while not self._stopping.is_set():
-                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                batches = await self._poll()
                 for tp, records in batches.items():
                     await self._process_with_retry(tp, records)
         finally:
             reporting.cancel()
             await self.consumer.stop()
             log.info("consumer.stopped", topic=self.spec.topic, group=self.spec.group)
+
+    async def _poll(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        return await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
 
     async def _report_lag_every(self, seconds: float) -> None:
         while True:

@@ -21,6 +21,9 @@ class Settings(ServiceSettings):
     instruction_batch_size: int = 20_000
     # PSP statuses applied per transaction (one UPDATE of the lines a batch).
     status_batch_size: int = 5000
+    # A batch of statuses waits up to this long while a run's instructions are still being made or
+    # published (``instruction.yield_to_instructions``).
+    statuses_yield_seconds: float = 5.0
     # The Redis lock of a calculation expires this long after its last renewal (a dead process's
     # lock frees itself); the PostgreSQL guards hold regardless.
     calculation_lock_seconds: int = 60

@@ -19,7 +19,7 @@ from krousar_common.runtime import Runtime
 from krousar_common.settings import ServiceSettings
 from pydantic import BaseModel
 
-from payments import metrics, store
+from payments import instruction, metrics, store
 from payments.config import Settings
 
 log = structlog.get_logger("payments.events")
@@ -119,7 +119,7 @@ def decisions_spec(settings: Settings) -> BatchConsumerSpec:
 
 def statuses_spec(settings: Settings) -> BatchConsumerSpec:
     spec = ConsumerSpec(settings.topic(topics.STATUSES.name), settings.group("payments.statuses"), on_status)
-    return BatchConsumerSpec(spec, on_statuses, settings.status_batch_size)
+    return BatchConsumerSpec(spec, on_statuses, settings.status_batch_size, instruction.yield_to_instructions)
 
 
 async def start_consumers(runtime: Runtime) -> None:

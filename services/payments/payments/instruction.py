@@ -13,6 +13,8 @@ its payment id (the SQL function ``instruction_id``), so an event sent again aft
 same event, which the PSP's inbox drops.
 """
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,7 @@ from payments.config import Settings
 log = structlog.get_logger("payments.instruction")
 SYSTEM = "system:payments"
 INSTRUCTED = "krousar.PaymentInstructed"
+YIELD_POLL_SECONDS = 0.25
 
 
 async def instruct_run(runtime: Runtime, run_id: UUID) -> None:
@@ -65,6 +68,21 @@ async def _instruct_batch(runtime: Runtime, run_id: UUID, limit: int) -> int | N
         await outbox.notify(conn)
     metrics.LINES_INSTRUCTED.labels(run["programme_code"]).inc(count)
     return count
+
+
+async def yield_to_instructions(runtime: Runtime) -> None:
+    """Before a batch of PSP statuses: wait (``statuses_yield_seconds`` at most) while a run is
+    being instructed or its instructions published. On a few cores, getting a national run to the
+    PSP comes first; the statuses of its first payments, coming back meanwhile, are applied seconds
+    later instead of slowing the rest of the run down. (Never longer: instructions held back by a
+    broken contract or a broker away must not stop the statuses of other runs.)"""
+    settings: Settings = runtime.settings  # type: ignore[assignment]
+    deadline = time.monotonic() + settings.statuses_yield_seconds
+    while time.monotonic() < deadline:
+        async with runtime.pool.acquire() as conn:
+            if not await store.instructions_pending(conn):
+                return
+        await asyncio.sleep(YIELD_POLL_SECONDS)
 
 
 class InstructedLines:

@@ -443,6 +443,14 @@ async def mark_published(conn: asyncpg.Connection, run_id: UUID, through: UUID) 
     await conn.execute("UPDATE runs SET published_through = $2 WHERE run_id = $1", run_id, through)
 
 
+async def instructions_pending(conn: asyncpg.Connection) -> bool:
+    """Whether a run is being instructed or has instructions not published yet."""
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM runs WHERE state = 'APPROVED'"
+        " OR instructed_through IS DISTINCT FROM published_through)"
+    )
+
+
 async def instructions_unpublished(conn: asyncpg.Connection) -> tuple[int, datetime | None]:
     """(instructed lines not yet published, approval of the oldest run that has some)."""
     row = await conn.fetchrow(
