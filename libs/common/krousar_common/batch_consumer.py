@@ -40,16 +40,16 @@ class BatchConsumerRunner(ConsumerRunner):
     def __init__(
         self,
         batch_spec: BatchConsumerSpec,
-        before_poll: Callable[[], Awaitable[None]] | None,
+        yield_to: Callable[[], Awaitable[None]] | None,
         **kwargs: object,
     ) -> None:
         super().__init__(batch_spec.spec, batch_size=batch_spec.batch_size, **kwargs)  # type: ignore[arg-type]
         self.batch_handler = batch_spec.batch_handler
-        self.before_poll = before_poll
+        self.yield_to = yield_to
 
     async def _poll(self) -> dict[TopicPartition, list[ConsumerRecord]]:
-        if self.before_poll is not None:
-            await self.before_poll()
+        if self.yield_to is not None:
+            await self.yield_to()
         return await super()._poll()
 
     async def _apply_claimed(self, conn: asyncpg.Connection, claimed: list[Decoded]) -> None:

@@ -59,8 +59,8 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
             for hook in definition.on_start:
                 await hook(runtime)
             # What starting made (modules, the app, reference data) lives as long as the process:
-            # left to the cyclic collector, every full collection would scan it again, a pause of
-            # ~100 ms every few seconds under load (the tail of the API's latency).
+            # left to the cyclic collector, every full collection would scan it again (~100 ms for
+            # the registration service's 170,000 objects; 5-15 ms once frozen).
             gc.freeze()
             yield
 
