@@ -33,6 +33,7 @@ from krousar_common import db, topics
 from krousar_common.testing import ServiceProcess, TestStack, wait_for
 
 from bench import eligibility_data
+from bench import load as load_generator
 from bench.common import ROOT, Report, Stage, write_section
 from bench.floors import copy_floor
 
@@ -251,7 +252,7 @@ async def _latency(
         seen = _Seen(names[0])
         reading = asyncio.create_task(seen.read(consumer))
         load = _load()
-        result = await asyncio.to_thread(_load_generator, registration.url, rate, seconds)
+        result = await asyncio.to_thread(load_generator.generate, registration.url, rate, seconds)
         await wait_for(seen.complete, timeout=300, interval=0.5, what="every registration's decisions")
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -271,11 +272,12 @@ async def _latency(
     )
     report.notes.append(
         "Registration → decision: bench/load.py POSTs /v1/households at a fixed rate from its own"
-        f" process ({result}); this process reads registry.households.v1 and eligibility.decisions.v1"
-        " and matches them by household id. Decided = the decision event's CloudEvents time minus the"
-        " registration event's; on Kafka = the decision record's broker timestamp minus the registration"
-        " event's time (its last decision: every running programme's is published). The eligibility"
-        " service holds the whole caseload and refreshes its coverage gauges every 30 s."
+        f" process ({load_generator.summary(result)}); this process reads registry.households.v1 and"
+        " eligibility.decisions.v1 and matches them by household id. Decided = the decision event's"
+        " CloudEvents time minus the registration event's; on Kafka = the decision record's broker"
+        " timestamp minus the registration event's time (its last decision: every running programme's"
+        " is published). The eligibility service holds the whole caseload and refreshes its coverage"
+        " gauges every 30 s."
     )
 
 
@@ -313,22 +315,6 @@ class _Seen:
             decided.append((at - registered).total_seconds())
             published.append(kafka_at - registered.timestamp())
         return decided, published
-
-
-def _load_generator(url: str, rate: float, seconds: float) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "bench.load",
-        "--url",
-        url,
-        "--rate",
-        str(rate),
-        "--seconds",
-        str(seconds),
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    return orjson.loads(output.strip().splitlines()[-1])
 
 
 def _ms(values: list[float], percentile: int) -> str:

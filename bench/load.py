@@ -12,8 +12,11 @@ opens one more, so a slow server never slows the send schedule down.
 import argparse
 import asyncio
 import gc
+import math
 import random
 import statistics
+import subprocess
+import sys
 import time
 from datetime import date, timedelta
 from functools import cache
@@ -24,6 +27,8 @@ import orjson
 import uvloop
 from krousar_common.testing import bearer
 from registration.synthetic import FULL_NAMES, villages_by_province
+
+from bench.common import ROOT
 
 ANSWERS = {
     "roof": "THATCH",
@@ -148,6 +153,7 @@ class Pool:
 
 
 async def one(pool: Pool, request: bytes, latencies: list[float], failures: list[int]) -> None:
+    """Send ``request``; its latency goes where ``latencies`` (its send second's list) says."""
     started = time.perf_counter()
     try:
         status = await pool.send(request)
@@ -169,7 +175,7 @@ async def run(url: str, rate: float, seconds: float, offset: int) -> dict:
         for i in range(total)
     ]
     pool = Pool(host, port)
-    latencies: list[float] = []
+    by_second: list[list[float]] = [[] for _ in range(math.ceil(seconds))]
     failures: list[int] = []
     tasks = []
     # No cyclic collection while the clock runs: a full one over the requests and tasks held here
@@ -179,17 +185,18 @@ async def run(url: str, rate: float, seconds: float, offset: int) -> dict:
     gc.freeze()
     gc.disable()
     cpu_before = time.process_time()
-    start = time.perf_counter()
+    started_at, start = time.time(), time.perf_counter()
     for i, request in enumerate(requests):
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(pool, request, latencies, failures)))
+        tasks.append(asyncio.create_task(one(pool, request, by_second[int(i / rate)], failures)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     gc.enable()
     cpu_ms = (time.process_time() - cpu_before) * 1000
     pool.close()
+    latencies = [latency for second in by_second for latency in second]
     cuts = statistics.quantiles(latencies, n=100)
     return {
         "requests": total,
@@ -201,7 +208,24 @@ async def run(url: str, rate: float, seconds: float, offset: int) -> dict:
         "failures": len(failures),
         "connections": pool.opened,
         "cpu_ms_per_request": round(cpu_ms / total, 3),
+        # When each second of the schedule began, and its requests' latencies: what a machine
+        # shared with others did to which second can be told apart (bench_api).
+        "started_at": started_at,
+        "latencies_ms_by_second": [[round(v * 1000, 2) for v in second] for second in by_second],
     }
+
+
+def generate(url: str, rate: float, seconds: float) -> dict:
+    """Run the load generator in a process of its own; its result (``run``)."""
+    command = [sys.executable, "-m", "bench.load", "--url", url, "--rate", str(rate)]
+    command += ["--seconds", str(seconds)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return orjson.loads(output.strip().splitlines()[-1])
+
+
+def summary(result: dict) -> dict:
+    """The result without its per-second detail (for a report's notes)."""
+    return {k: v for k, v in result.items() if k not in ("started_at", "latencies_ms_by_second")}
 
 
 def main() -> None:
