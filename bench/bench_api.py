@@ -67,17 +67,15 @@ class StealSampler:
 
 def by_steal(result: dict, sampler: StealSampler) -> str:
     """p99 of the seconds the hypervisor took little of the machine, and of the others."""
-    quiet: list[float] = []
-    stolen: list[float] = []
+    groups: dict[bool, list[list[float]]] = {True: [], False: []}  # quiet: the seconds' latencies
     for second, latencies in enumerate(result["latencies_ms_by_second"]):
         begin = result["started_at"] + second
-        share = sampler.share(begin, begin + 1)
-        (quiet if share < QUIET_STEAL else stolen).extend(latencies)
+        groups[sampler.share(begin, begin + 1) < QUIET_STEAL].append(latencies)
     parts = []
-    for name, latencies in (("under", quiet), ("at or over", stolen)):
-        count = round(len(latencies) / max(1, len(result["latencies_ms_by_second"][0])))
+    for quiet, name in ((True, "under"), (False, "at or over")):
+        latencies = [latency for second in groups[quiet] for latency in second]
         p99 = f"p99 {statistics.quantiles(latencies, n=100)[98]:.1f} ms" if len(latencies) > 1 else "no p99"
-        parts.append(f"{count} s with steal {name} {QUIET_STEAL:.0%}: {p99}")
+        parts.append(f"{len(groups[quiet])} s with steal {name} {QUIET_STEAL:.0%}: {p99}")
     return "; ".join(parts)
 
 
