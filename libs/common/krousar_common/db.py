@@ -4,8 +4,10 @@ Migrations are ``NNNN_name.sql`` files applied in order, each in its own transac
 Every service applies the common ones (outbox, inbox) and then its own folder.
 """
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -92,3 +94,17 @@ async def migrate(server_url: str, database: str, *folders: Path) -> list[str]:
         return await apply_migrations(conn, *folders)
     finally:
         await conn.close()
+
+
+async def copy_to_staging(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> str:
+    """COPY ``rows`` into ``<table>_in``, a temporary table shaped like ``table`` and emptied when
+    the transaction ends, and return its name: one upsert from it (INSERT … SELECT … ON CONFLICT)
+    writes a batch for a fraction of a statement per row."""
+    staging = f"{table}_in"
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(staging, records=rows, columns=list(columns))
+    return staging

@@ -198,5 +198,25 @@ def projection_columns(snapshot: HouseholdSnapshot) -> dict[str, Any]:
         "card_status": None if card is None else str(card.status),
         "card_issued_on": None if card is None else card.issued_on,
         "card_valid_until": None if card is None else card.valid_until,
-        "facts": facts_of(snapshot.model_dump(mode="json", include={"location_history", "members"})),
+        "facts": validated_facts(snapshot),
     }
+
+
+def validated_facts(snapshot: HouseholdSnapshot) -> list[Any]:
+    """``facts_of`` the snapshot's JSON data, read off the validated model (a third of the cost of
+    dumping it first: payments does this for every decision it projects)."""
+    return [
+        [[p.effective_from.isoformat(), p.category.value] for p in snapshot.location_history],
+        [
+            [
+                str(m.member_id),
+                m.date_of_birth.isoformat(),
+                m.has_disability,
+                m.lives_with_hiv,
+                m.in_school,
+                None if m.joined_on is None else m.joined_on.isoformat(),
+                None if m.left_on is None else m.left_on.isoformat(),
+            ]
+            for m in snapshot.members
+        ],
+    ]

@@ -9,7 +9,6 @@ wait for each other; the decider and the consumers keep running in the service p
 """
 
 import asyncio
-import gc
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -19,11 +18,9 @@ from uuid import UUID
 
 import asyncpg
 import uvloop
-from krousar_common import db
+from krousar_common import collector, db
 
 from eligibility import evaluation, store
-
-COLLECTOR_THRESHOLDS = (200_000, 100, 100)  # the default is (700, 10, 10)
 
 
 @dataclass(frozen=True)
@@ -80,10 +77,7 @@ def evaluate_share(share: Share) -> evaluation.Outcome:
 
 
 async def _evaluate_share(share: Share) -> evaluation.Outcome:
-    # This process only decides: what it made while starting up lives as long as it does, so the
-    # cyclic collector never scans it again, and runs seldom (deciding makes no reference cycles).
-    gc.freeze()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    collector.settle(collector.WORKER_THRESHOLDS)  # this process only decides
     pool = await db.create_pool(share.database_url, min_size=1, max_size=1)
     try:
         outcome = await evaluation.evaluate_all(

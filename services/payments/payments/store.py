@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from krousar_common import household_facts
+from krousar_common import db, household_facts
 from krousar_common.events.eligibility import EligibilityDecided
 from krousar_common.events.payments import PaymentStatusReported
 from krousar_common.programmes import ProgrammeVersion
@@ -93,16 +93,15 @@ DECISION_COLUMNS = [
     "card_number",
     "head_name",
     "facts",
-    "snapshot",
     "enrolment",
 ]
 
 
-def decision_row(
-    decision: EligibilityDecided, household: dict[str, Any], enrolment: dict[str, Any] | None
-) -> tuple[Any, ...]:
-    """The decisions row (``DECISION_COLUMNS``) of a decision; ``household`` is its snapshot as
-    it came (kept as it was decided on)."""
+DECIDED_HOUSEHOLD_COLUMNS = ["household_id", "version", "snapshot"]
+
+
+def decision_row(decision: EligibilityDecided, enrolment: dict[str, Any] | None) -> tuple[Any, ...]:
+    """The decisions row (``DECISION_COLUMNS``) of a decision."""
     snapshot = decision.household
     columns = household_facts.projection_columns(snapshot)
     head = next((m for m in snapshot.members if m.member_id == snapshot.head_member_id), None)
@@ -117,15 +116,13 @@ def decision_row(
         "household_version": snapshot.version,
         "card_number": snapshot.card.card_number if snapshot.card else None,
         "head_name": head.name_km if head else None,
-        "snapshot": household,
         "enrolment": enrolment,
     }
     return tuple(values[c] for c in DECISION_COLUMNS)
 
 
-_UPSERT_DECISION = (
-    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)})"
-    f" VALUES ({', '.join(f'${i}' for i in range(1, len(DECISION_COLUMNS) + 1))})"
+_UPSERT_DECISIONS = (
+    "INSERT INTO decisions ({columns}) SELECT {columns} FROM {staging}"
     " ON CONFLICT (programme_code, household_id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in DECISION_COLUMNS[2:])
     + " WHERE decisions.decided_at <= EXCLUDED.decided_at"
@@ -135,19 +132,39 @@ _UPSERT_DECISION = (
 async def upsert_decision(
     conn: asyncpg.Connection, decision: EligibilityDecided, household: dict[str, Any]
 ) -> None:
-    """Keep the latest decision: one decided earlier and delivered late never overwrites it."""
+    """Keep the latest decision: one decided earlier and delivered late never overwrites it.
+    ``household`` is the decision's snapshot as it came, kept once per household version."""
     await upsert_decisions(conn, [(decision, household)])
 
 
 async def upsert_decisions(
     conn: asyncpg.Connection, decisions: Sequence[tuple[EligibilityDecided, dict[str, Any]]]
 ) -> None:
-    """``upsert_decision`` for a batch, in order, sent as one stream of statements."""
+    """``upsert_decision`` for a batch in offset order: the batch's latest decision of each
+    programme and household (a later one decided at the same time wins, as one by one), COPied and
+    upserted at once, and each household version not kept before."""
+    latest: dict[tuple[str, UUID], EligibilityDecided] = {}
+    households: dict[tuple[UUID, int], dict[str, Any]] = {}
+    for decision, household in decisions:
+        key = (decision.programme_code, decision.household_id)
+        kept = latest.get(key)
+        if kept is None or kept.decided_at <= decision.decided_at:
+            latest[key] = decision
+        households.setdefault((decision.household_id, decision.household.version), household)
+    if not latest:
+        return
+    staging = await db.copy_to_staging(
+        conn,
+        "decided_households",
+        DECIDED_HOUSEHOLD_COLUMNS,
+        [(household_id, version, snapshot) for (household_id, version), snapshot in households.items()],
+    )
+    await conn.execute(f"INSERT INTO decided_households SELECT * FROM {staging} ON CONFLICT DO NOTHING")
     rows = [
-        decision_row(d, household, d.enrolment.model_dump(mode="json") if d.enrolment else None)
-        for d, household in decisions
+        decision_row(d, d.enrolment.model_dump(mode="json") if d.enrolment else None) for d in latest.values()
     ]
-    await conn.executemany(_UPSERT_DECISION, rows)
+    staging = await db.copy_to_staging(conn, "decisions", DECISION_COLUMNS, rows)
+    await conn.execute(_UPSERT_DECISIONS.format(columns=", ".join(DECISION_COLUMNS), staging=staging))
 
 
 # What a calculation reads of a decision (``domain.Candidate``): the household's columns, and the

@@ -11,7 +11,6 @@ cost as much to pickle as to calculate).
 """
 
 import asyncio
-import gc
 import io
 import multiprocessing
 import struct
@@ -23,13 +22,11 @@ from uuid import UUID
 
 import asyncpg
 import uvloop
-from krousar_common import db
+from krousar_common import collector, db
 from krousar_common.benefits import Calculator
 from krousar_common.programmes import ProgrammeVersion
 
 from payments import assessment, domain, store
-
-COLLECTOR_THRESHOLDS = (200_000, 100, 100)  # the default is (700, 10, 10): a page makes no cycles
 
 
 @dataclass(frozen=True)
@@ -125,10 +122,7 @@ _worker: dict[str, Any] = {}
 def assess_page(page: Page) -> PageDone:
     """In a worker process: read and assess one page (on uvloop: asyncpg reads rows faster)."""
     if "loop" not in _worker:
-        # This process only calculates: what it made while starting up lives as long as it does,
-        # so the cyclic collector never scans it again, and runs seldom.
-        gc.freeze()
-        gc.set_threshold(*COLLECTOR_THRESHOLDS)
+        collector.settle(collector.WORKER_THRESHOLDS)  # this process only calculates
         _worker["loop"] = uvloop.new_event_loop()
     return _worker["loop"].run_until_complete(_assess_page(page))
 

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from krousar_common import db
 
 from eligibility.store.households import Span, households_in
 
@@ -44,15 +45,11 @@ async def write_decisions(conn: asyncpg.Connection, rows: list[tuple[Any, ...]])
     INSERT … ON CONFLICT."""
     if not rows:
         return
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS decisions_in (LIKE decisions INCLUDING DEFAULTS)"
-        " ON COMMIT DELETE ROWS"
-    )
-    await conn.copy_records_to_table("decisions_in", records=rows, columns=DECISION_COLUMNS)
+    staging = await db.copy_to_staging(conn, "decisions", DECISION_COLUMNS, rows)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in DECISION_COLUMNS[2:])
     await conn.execute(
         f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}, decided_at, changed_at)"
-        f" SELECT {', '.join(DECISION_COLUMNS)}, now(), now() FROM decisions_in"
+        f" SELECT {', '.join(DECISION_COLUMNS)}, now(), now() FROM {staging}"
         f" ON CONFLICT (household_id, programme_code) DO UPDATE SET {updates}, decided_at = now(),"
         " changed_at = CASE WHEN decisions.fingerprint = EXCLUDED.fingerprint"
         "  THEN decisions.changed_at ELSE now() END"
