@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from krousar_common import db
 from krousar_common.events.households import HouseholdSnapshot
 
 from eligibility import household
@@ -17,19 +18,30 @@ DECIDING = ", ".join(c if c != "facts" else "facts::text AS facts" for c in hous
 # --- the household projection ------------------------------------------------------------------------
 
 
+HOUSEHOLD_COLUMNS = [
+    "household_id",
+    "version",
+    "province_code",
+    "district_code",
+    "commune_code",
+    "village_code",
+    "poverty_level",
+    "status",
+    "female_headed",
+    "card_status",
+    "card_issued_on",
+    "card_valid_until",
+    "snapshot",
+    "facts",
+]
+_NEWER = (
+    " ON CONFLICT (household_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in HOUSEHOLD_COLUMNS[1:])
+    + ", updated_at = now() WHERE households.version < EXCLUDED.version"
+)
 _UPSERT_HOUSEHOLD = (
-    "INSERT INTO households (household_id, version, province_code, district_code, commune_code,"
-    " village_code, poverty_level, status, female_headed, card_status, card_issued_on,"
-    " card_valid_until, snapshot, facts)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-    " ON CONFLICT (household_id) DO UPDATE SET version = EXCLUDED.version,"
-    " province_code = EXCLUDED.province_code, district_code = EXCLUDED.district_code,"
-    " commune_code = EXCLUDED.commune_code, village_code = EXCLUDED.village_code,"
-    " poverty_level = EXCLUDED.poverty_level, status = EXCLUDED.status,"
-    " female_headed = EXCLUDED.female_headed, card_status = EXCLUDED.card_status,"
-    " card_issued_on = EXCLUDED.card_issued_on, card_valid_until = EXCLUDED.card_valid_until,"
-    " snapshot = EXCLUDED.snapshot, facts = EXCLUDED.facts, updated_at = now()"
-    " WHERE households.version < EXCLUDED.version"
+    f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(HOUSEHOLD_COLUMNS) + 1))})" + _NEWER
 )
 
 
@@ -61,8 +73,21 @@ async def upsert_household(conn: asyncpg.Connection, snapshot: HouseholdSnapshot
 
 
 async def upsert_households(conn: asyncpg.Connection, snapshots: Sequence[HouseholdSnapshot]) -> None:
-    """``upsert_household`` for a batch, in order, sent as one stream of statements."""
-    await conn.executemany(_UPSERT_HOUSEHOLD, [_household_row(s) for s in snapshots])
+    """``upsert_household`` for a batch: the newest version of each household in it (the first of
+    equal ones, as one by one), COPied and upserted in one statement."""
+    newest: dict[UUID, HouseholdSnapshot] = {}
+    for snapshot in snapshots:
+        kept = newest.get(snapshot.household_id)
+        if kept is None or kept.version < snapshot.version:
+            newest[snapshot.household_id] = snapshot
+    if not newest:
+        return
+    rows = [_household_row(s) for s in newest.values()]
+    staging = await db.copy_to_staging(conn, "households", HOUSEHOLD_COLUMNS, rows)
+    await conn.execute(
+        f"INSERT INTO households ({', '.join(HOUSEHOLD_COLUMNS)})"
+        f" SELECT {', '.join(HOUSEHOLD_COLUMNS)} FROM {staging}" + _NEWER
+    )
 
 
 async def get_household(conn: asyncpg.Connection, household_id: UUID) -> asyncpg.Record | None:
