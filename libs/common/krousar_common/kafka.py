@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import BaseModel
 
 from krousar_common import inbox, metrics
+from krousar_common.collector import collector_paused
 from krousar_common.events import Envelope, InvalidEvent, decode
 from krousar_common.logging import describe_error
 
@@ -249,7 +250,14 @@ class ConsumerRunner:
 
     async def _apply_batch(self, records: list[ConsumerRecord]) -> tuple[Consumed, Poison]:
         """The batch in one transaction, its event ids claimed in one statement: a few round trips
-        an event instead of a savepoint, a claim and a release besides the handler's own."""
+        an event instead of a savepoint, a claim and a release besides the handler's own. The
+        cyclic collector waits meanwhile: it scanned a batch's events (a hundred objects each for a
+        decision) again at each of some seventy young collections, 30 % of payments' CPU a decision.
+        """
+        with collector_paused():
+            return await self._apply_batch_now(records)
+
+    async def _apply_batch_now(self, records: list[ConsumerRecord]) -> tuple[Consumed, Poison]:
         consumed: Consumed = collections.Counter()
         poison: Poison = []
         decoded: list[Decoded] = []
