@@ -1,5 +1,6 @@
 """Shared pieces of the benchmarks: the machine, timing, the results file."""
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -58,8 +59,11 @@ class CpuMeter:
 
     trees: dict[str, int] = field(default_factory=dict)
     titles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    interval: float = 1.0
 
-    def sample(self) -> dict[str, float]:
+    def sample(self) -> dict[str, dict[int, float]]:
+        """Each group's CPU seconds so far, by process: a tree's under its root (its ended worker
+        processes included), each process a title matches under its own id."""
         processes = list(_processes())
         children: dict[int, list[int]] = {}
         for pid, parent, *_ in processes:
@@ -67,11 +71,39 @@ class CpuMeter:
         # A tree's processes, and those of its that have ended (worker processes of a pool).
         cpu = {pid: own + ended for pid, _, _, own, ended in processes}
         used = {
-            name: sum(cpu.get(pid, 0.0) for pid in _tree(root, children)) for name, root in self.trees.items()
+            name: {root: sum(cpu.get(pid, 0.0) for pid in _tree(root, children))}
+            for name, root in self.trees.items()
         }
         for name, needles in self.titles.items():
-            used[name] = sum(own for _, _, line, own, _ in processes if all(n in line for n in needles))
+            used[name] = {pid: own for pid, _, line, own, _ in processes if all(n in line for n in needles)}
         return used
+
+    @contextmanager
+    def measuring(self) -> Iterator[dict[str, float]]:
+        """The CPU seconds each group uses while the ``with`` lasts, filled in at its end. Sampled
+        every ``interval`` seconds meanwhile: a process that ends before the end (a PostgreSQL
+        backend whose connection closed) still counts what it used until its last sample."""
+        before = self.sample()
+        latest = {name: dict(pids) for name, pids in before.items()}
+        stop = threading.Event()
+
+        def keep_sampling() -> None:
+            while not stop.wait(self.interval):
+                for name, pids in self.sample().items():
+                    latest[name].update(pids)
+
+        sampler = threading.Thread(target=keep_sampling, daemon=True)
+        sampler.start()
+        used: dict[str, float] = {}
+        try:
+            yield used
+        finally:
+            stop.set()
+            sampler.join()
+            for name, pids in self.sample().items():
+                latest[name].update(pids)
+            for name, pids in latest.items():
+                used[name] = sum(seconds - before[name].get(pid, 0.0) for pid, seconds in pids.items())
 
 
 def _tree(root: int, children: dict[int, list[int]]) -> Iterator[int]:
@@ -167,15 +199,14 @@ class Report:
     def stage(self, name: str, items: int, unit: str, note: str = "") -> Iterator[Stage]:
         """Time a stage; with a ``meter``, its note says the CPU seconds each group used in it and
         the load average (1 min) at its end."""
-        before = self.meter.sample() if self.meter else {}
         jiffies = cpu_jiffies()
         started = time.perf_counter()
         stage = Stage(name, 0.0, items, unit, note)
-        yield stage
+        with self.meter.measuring() if self.meter else contextlib.nullcontext({}) as cpu:
+            yield stage
         stage.seconds = time.perf_counter() - started
         if self.meter is not None:
-            after = self.meter.sample()
-            stage.cpu = {k: max(0.0, after[k] - before.get(k, 0.0)) for k in after}
+            stage.cpu = cpu
             used = ", ".join(f"{k} {v:.1f}" for k, v in stage.cpu.items())
             stage.note = "; ".join(
                 p
