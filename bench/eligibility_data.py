@@ -34,22 +34,6 @@ ENROLLED_ON = date(2023, 4, 1)
 CARDS_PER_CHUNK = 1_000  # card sequence numbers each job may use per village
 ACTOR = Principal(user_id="bench", roles=frozenset({"registry_admin"}))
 SEED_FOLDER = Path(seed.__file__).resolve().parent / "seed"
-HOUSEHOLD_COLUMNS = [
-    "household_id",
-    "version",
-    "province_code",
-    "district_code",
-    "commune_code",
-    "village_code",
-    "poverty_level",
-    "status",
-    "female_headed",
-    "card_status",
-    "card_issued_on",
-    "card_valid_until",
-    "snapshot",
-    "facts",
-]
 ENROLMENT_COLUMNS = [
     "enrolment_id",
     "household_id",
@@ -253,7 +237,7 @@ async def load_projection(
 
 async def _copy(conn: asyncpg.Connection, counts: Counter[str], *tables: list[tuple[Any, ...]]) -> None:
     names = ("households", "enrolments", "conditions")
-    columns = (HOUSEHOLD_COLUMNS, ENROLMENT_COLUMNS, CONDITION_COLUMNS)
+    columns = (store.HOUSEHOLD_COLUMNS, ENROLMENT_COLUMNS, CONDITION_COLUMNS)
     for name, cols, rows in zip(names, columns, tables, strict=True):
         if rows:
             await conn.copy_records_to_table(name, records=rows, columns=cols)

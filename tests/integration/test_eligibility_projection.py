@@ -9,9 +9,8 @@ import asyncpg
 import pytest
 from eligibility import store
 from factories import make_snapshot
-from krousar_common import db
 from krousar_common.events.households import HouseholdSnapshot
-from krousar_common.testing import TestStack
+from krousar_common.testing import migrated_pool
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "eligibility" / "migrations"
@@ -19,16 +18,8 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "eligibility" / 
 
 @pytest.fixture
 async def conn() -> AsyncIterator[asyncpg.Connection]:
-    stack = TestStack()
-    await stack.check_reachable()
-    await db.migrate(stack.pg_url, stack.database("eligibility"), MIGRATIONS)
-    pool = await db.create_pool(f"{stack.pg_url}/{stack.database('eligibility')}", min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as connection:
-            yield connection
-    finally:
-        await pool.close()
-        await stack.drop()
+    async with migrated_pool("eligibility", MIGRATIONS) as pool, pool.acquire() as connection:
+        yield connection
 
 
 async def upsert(conn: asyncpg.Connection, *snapshots: HouseholdSnapshot) -> None:

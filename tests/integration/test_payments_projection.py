@@ -10,9 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 from factories import make_decision, make_snapshot
-from krousar_common import db
 from krousar_common.events.eligibility import EligibilityDecided
-from krousar_common.testing import TestStack
+from krousar_common.testing import migrated_pool
 from payments import store
 
 pytestmark = pytest.mark.integration
@@ -22,16 +21,8 @@ NOW = datetime(2023, 3, 15, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def conn() -> AsyncIterator[asyncpg.Connection]:
-    stack = TestStack()
-    await stack.check_reachable()
-    await db.migrate(stack.pg_url, stack.database("payments"), MIGRATIONS)
-    pool = await db.create_pool(f"{stack.pg_url}/{stack.database('payments')}", min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as connection:
-            yield connection
-    finally:
-        await pool.close()
-        await stack.drop()
+    async with migrated_pool("payments", MIGRATIONS) as pool, pool.acquire() as connection:
+        yield connection
 
 
 def decided(

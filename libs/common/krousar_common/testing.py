@@ -5,6 +5,7 @@ sessions can run in parallel on one stack and never read each other's events.
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from krousar_common import auth, kafka, topics
+from krousar_common import auth, db, kafka, topics
 from krousar_common.settings import DEV_JWT_SECRET, _shared
 
 T = TypeVar("T")
@@ -238,3 +239,18 @@ class ServiceProcess:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(service: str, migrations: Path, *, max_size: int = 1) -> AsyncIterator[asyncpg.Pool]:
+    """A pool (the service's codecs) on a database of this test's own with ``service``'s
+    ``migrations`` applied; the database is dropped afterwards."""
+    stack = TestStack()
+    await stack.check_reachable()
+    await db.migrate(stack.pg_url, stack.database(service), migrations)
+    pool = await db.create_pool(f"{stack.pg_url}/{stack.database(service)}", min_size=1, max_size=max_size)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        await stack.drop()

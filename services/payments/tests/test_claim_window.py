@@ -16,9 +16,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from krousar_common import db
 from krousar_common.events.payments import PaymentStatus, PaymentStatusReported
-from krousar_common.testing import TestStack
+from krousar_common.testing import migrated_pool
 from payments import api, domain, jobs, store
 from payments.config import Settings
 
@@ -49,15 +48,8 @@ def test_a_run_instructed_late_gives_its_payees_the_whole_window() -> None:
 
 @pytest.fixture
 async def pool() -> AsyncIterator[asyncpg.Pool]:
-    stack = TestStack()
-    await stack.check_reachable()
-    await db.migrate(stack.pg_url, stack.database("payments"), MIGRATIONS)
-    pool = await db.create_pool(f"{stack.pg_url}/{stack.database('payments')}", min_size=1, max_size=2)
-    try:
+    async with migrated_pool("payments", MIGRATIONS, max_size=2) as pool:
         yield pool
-    finally:
-        await pool.close()
-        await stack.drop()
 
 
 def runtime_of(pool: asyncpg.Pool) -> Any:

@@ -11,8 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from krousar_common import db
-from krousar_common.testing import TestStack
+from krousar_common.testing import migrated_pool
 from payments import instruction
 from payments.config import Settings
 
@@ -23,15 +22,8 @@ MOST = 0.6  # statuses_yield_seconds of these tests
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Any]:
-    stack = TestStack()
-    await stack.check_reachable()
-    await db.migrate(stack.pg_url, stack.database("payments"), MIGRATIONS)
-    pool = await db.create_pool(f"{stack.pg_url}/{stack.database('payments')}", min_size=1, max_size=2)
-    try:
+    async with migrated_pool("payments", MIGRATIONS, max_size=2) as pool:
         yield SimpleNamespace(pool=pool, settings=Settings(statuses_yield_seconds=MOST))
-    finally:
-        await pool.close()
-        await stack.drop()
 
 
 async def run_in(pool: asyncpg.Pool, state: str, *, instructed: bool, published: bool) -> None:
