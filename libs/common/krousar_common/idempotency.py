@@ -30,8 +30,13 @@ def _redis_key(request: Request, principal: Principal, key: str) -> str:
 
 
 async def idempotent(
-    request: Request, principal: Principal, handle: Callable[[], Awaitable[Response]]
+    request: Request,
+    principal: Principal,
+    handle: Callable[[], Awaitable[Response]],
+    *,
+    fingerprint: str | None = None,
 ) -> Response:
+    """``handle()`` once per key; ``fingerprint``: the body's SHA-256 where the route streamed it."""
     key = request.headers.get("idempotency-key")
     if not key:
         return await handle()
@@ -39,7 +44,7 @@ async def idempotent(
         raise InvalidInput("Idempotency-Key is longer than 200 characters", field="Idempotency-Key")
     redis = request.app.state.runtime.redis
     redis_key = _redis_key(request, principal, key)
-    fingerprint = hashlib.sha256(await request.body()).hexdigest()
+    fingerprint = fingerprint or hashlib.sha256(await request.body()).hexdigest()
     try:
         claimed = await redis.set(redis_key, PENDING, nx=True, ex=TTL_SECONDS)
         if not claimed:

@@ -4,13 +4,16 @@ import re
 from datetime import date
 
 import pytest
+from registration.imports import csv_format
 from registration.imports.csv_format import (
     ALL_COLUMNS,
     FileRejected,
     RowError,
+    UploadCheck,
     check_header,
     parse,
     parse_text,
+    read_households,
 )
 
 HEAD = {
@@ -169,3 +172,58 @@ def test_an_unreadable_file_is_rejected_as_a_whole(text: str, message: str) -> N
 def test_a_file_that_is_not_utf8_text_is_rejected_with_what_to_do(raw: bytes, message: str) -> None:
     with pytest.raises(FileRejected, match=rf"{re.escape(message)}.*save it as 'CSV UTF-8'"):
         parse(raw)
+
+
+def chunked(raw: bytes, size: int) -> UploadCheck:
+    check = UploadCheck()
+    for at in range(0, len(raw), size):
+        check.feed(raw[at : at + size])
+    check.finish()
+    return check
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64 * 1024])
+def test_an_upload_checked_chunk_by_chunk_accepts_characters_cut_between_chunks(size: int) -> None:
+    raw = ("\ufeff" + csv_text([HEAD, CHILD])).encode()
+    assert chunked(raw, size).size == len(raw)
+
+
+@pytest.mark.parametrize("size", [1, 5, 64 * 1024])
+def test_an_upload_checked_chunk_by_chunk_names_the_byte_of_the_whole_file(size: int) -> None:
+    text = csv_text([HEAD, CHILD])
+    bad_at = len(text.encode()) + 2  # in a line after the file's own lines
+    raw = text.encode() + "ក".encode() + b"\xff" + b"\r\n"
+    assert raw.index(b"\xff") == bad_at + 1
+    with pytest.raises(FileRejected, match=rf"file is not UTF-8 \(byte {bad_at + 1}\)"):
+        chunked(raw, size)
+    with pytest.raises(FileRejected, match=rf"NUL byte \(byte {bad_at - 2}\)"):
+        chunked(text.encode() + b"\x00", size)
+
+
+def test_an_upload_with_a_header_missing_a_column_is_rejected_when_it_ends() -> None:
+    check = UploadCheck()
+    check.feed(b"household_ref,village_")
+    check.feed(b"code\r\nH1,12010101\r\n")
+    with pytest.raises(FileRejected, match=r"missing required column\(s\): interviewed_on"):
+        check.finish()
+
+
+def test_an_upload_over_the_size_limit_is_rejected_at_the_chunk_that_crosses_it(monkeypatch) -> None:
+    monkeypatch.setattr(csv_format, "MAX_FILE_BYTES", 2**20)
+    check = UploadCheck()
+    check.feed(b"x" * 2**20)
+    with pytest.raises(FileRejected, match="larger than 1 MiB"):
+        check.feed(b"x")
+
+
+def test_households_come_in_the_order_they_first_appear_with_all_their_rows() -> None:
+    second = {**HEAD, "household_ref": "H2", "national_id": ""}
+    child_of_second = {**CHILD, "household_ref": "H2"}
+    _, households = read_households(
+        csv_text([HEAD, second, CHILD, child_of_second, {**HEAD, "household_ref": "H3"}])
+    )
+    assert [(h.ref, [line for line, _ in h.rows]) for h in households] == [
+        ("H1", [2, 4]),
+        ("H2", [3, 5]),
+        ("H3", [6]),
+    ]

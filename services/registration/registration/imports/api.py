@@ -17,7 +17,7 @@ from krousar_common.web import Conn, RuntimeDep
 from redis.exceptions import RedisError
 
 from registration import service
-from registration.imports import csv_format, jobs
+from registration.imports import csv_format, jobs, spool
 
 router = APIRouter(prefix="/v1/imports", tags=["imports"])
 Writer = Annotated[Principal, require_roles("commune_staff", "registry_admin")]
@@ -49,28 +49,36 @@ async def upload(
     the same ``Idempotency-Key`` answers the first import and imports nothing again.
     """
 
-    async def handle() -> JSONResponse:
-        return await _start_import(request, runtime, principal, file_name, wait=wait)
+    try:
+        spooled = await spool.spool(request.stream())
+    except csv_format.FileRejected as exc:
+        raise InvalidInput(str(exc), field="body") from exc
 
-    return await idempotent(request, principal, handle)
+    async def handle() -> JSONResponse:
+        return await _start_import(request, runtime, principal, spooled, file_name, wait=wait)
+
+    try:
+        return await idempotent(request, principal, handle, fingerprint=spooled.sha256)
+    finally:
+        if not spooled.owned_by_job:
+            spooled.discard()
 
 
 async def _start_import(
-    request: Request, runtime: Runtime, principal: Principal, file_name: str, *, wait: bool
+    request: Request,
+    runtime: Runtime,
+    principal: Principal,
+    spooled: spool.SpooledUpload,
+    file_name: str,
+    *,
+    wait: bool,
 ) -> JSONResponse:
-    raw = await request.body()
-    if not raw:
-        raise InvalidInput("the request body must be the CSV file", field="body")
-    try:
-        text = csv_format.decode(raw)
-        csv_format.check_header(text)
-    except csv_format.FileRejected as exc:
-        raise InvalidInput(str(exc), field="body") from exc
     import_id = uuid4()
     ctx = service.Context(principal, request.state.correlation_id, request.app.state.settings)
     async with runtime.transaction() as conn:
         await jobs.create(conn, import_id, file_name, principal.user_id)
-    work = jobs.run_import(runtime, import_id, text, ctx)
+    work = jobs.run_import(runtime, import_id, spooled, ctx)
+    spooled.owned_by_job = True
     if wait:
         await work
     else:

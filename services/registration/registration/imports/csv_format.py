@@ -1,13 +1,17 @@
 """The import CSV: one row per member, grouped into households by ``household_ref``.
 
-Pure parsing and validation: bytes in, household commands and errors by row and field out.
-Household and answer columns are read from a household's first row.
+Pure parsing and validation: text in, household commands and errors by row and field out.
+Household and answer columns are read from a household's first row. A file is read twice, as a
+stream: once to survey it (its households, their identity keys), once to hand out its households.
 """
 
+import codecs
 import csv
 import io
 import unicodedata
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from krousar_common.errors import clean_message
@@ -58,6 +62,7 @@ ALL_COLUMNS = HOUSEHOLD_COLUMNS + list(ANSWER_COLUMNS) + MEMBER_COLUMNS
 NAME_COLUMNS = ("name_km", "name_latin")
 MAX_FIELD_CHARS = 1000
 MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_HEADER_CHARS = 64 * 1024
 TRUE_WORDS = {"true", "1", "yes", "y"}
 FALSE_WORDS = {"false", "0", "no", "n", ""}
 # Zero-width characters that copy-paste leaves in Khmer names; they would defeat duplicate checks.
@@ -83,25 +88,43 @@ class ParsedHousehold:
     command: HouseholdCreate
 
 
-def decode(raw: bytes) -> str:
-    if len(raw) > MAX_FILE_BYTES:
-        raise FileRejected(
-            f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: split the round into several files"
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileRejected(
-            f"file is not UTF-8 (byte {exc.start}): save it as 'CSV UTF-8' and upload again"
-        ) from exc
-    # No text of a round holds one, and PostgreSQL could not store it: UTF-16 without a BOM is
-    # valid UTF-8 with a NUL after every Latin letter.
-    if (nul := raw.find(b"\x00")) >= 0:
-        raise FileRejected(
-            f"file contains a NUL byte (byte {nul}), so it is not CSV text (UTF-16?):"
-            " save it as 'CSV UTF-8' and upload again"
-        )
-    return text
+class UploadCheck:
+    """What makes a file as a whole unreadable, checked chunk by chunk as an upload arrives: a
+    national round is hundreds of MiB, spooled to disk rather than held in memory."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._first_line = ""  # for the header check, until its line break
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        if self.size + len(chunk) > MAX_FILE_BYTES:
+            raise FileRejected(
+                f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: split the round into several files"
+            )
+        held_back = len(self._decoder.getstate()[0])  # an incomplete character's bytes
+        try:
+            text = self._decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            raise FileRejected(
+                f"file is not UTF-8 (byte {self.size - held_back + exc.start}):"
+                " save it as 'CSV UTF-8' and upload again"
+            ) from exc
+        # No text of a round holds one, and PostgreSQL could not store it: UTF-16 without a BOM is
+        # valid UTF-8 with a NUL after every Latin letter.
+        if (nul := chunk.find(b"\x00")) >= 0:
+            raise FileRejected(
+                f"file contains a NUL byte (byte {self.size + nul}), so it is not CSV text (UTF-16?):"
+                " save it as 'CSV UTF-8' and upload again"
+            )
+        if "\n" not in self._first_line and len(self._first_line) < MAX_HEADER_CHARS:
+            self._first_line += text
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        """After the last chunk: the file's end, and its header."""
+        self.feed(b"", final=True)
+        check_header(self._first_line)
 
 
 def column_names(header: list[str]) -> list[str]:
@@ -153,19 +176,29 @@ class Layout:
 Row = tuple[int, list[str]]  # (line number in the file, cells as ``Layout.cells`` makes them)
 
 
-def read_rows(text: str) -> tuple[Layout, list[Row]]:
-    """The file's layout and its non-blank rows."""
-    reader = csv.reader(io.StringIO(text))
+def read_rows(source: Iterable[str]) -> tuple[Layout, Iterator[Row]]:
+    """The file's layout and its non-blank rows, read as they are needed."""
+    reader = csv.reader(source)
     try:
         layout = Layout.of(next(reader, []))
-        return layout, [(reader.line_num, layout.cells(row)) for row in reader if row]
+    except csv.Error as exc:
+        raise FileRejected(f"line {reader.line_num}: malformed CSV ({exc})") from exc
+    return layout, _rows(reader, layout)
+
+
+def _rows(reader: Any, layout: Layout) -> Iterator[Row]:
+    try:
+        for row in reader:
+            if row:
+                yield reader.line_num, layout.cells(row)
     except csv.Error as exc:
         raise FileRejected(f"line {reader.line_num}: malformed CSV ({exc})") from exc
 
 
 def parse(raw: bytes) -> tuple[list[ParsedHousehold], list[RowError]]:
     """Every valid household, and every error by row and field. A household with any error is out."""
-    return parse_text(decode(raw))
+    UploadCheck().feed(raw, final=True)
+    return parse_text(raw.decode("utf-8-sig"))
 
 
 @dataclass(frozen=True)
@@ -174,14 +207,62 @@ class HouseholdRows:
     rows: list[Row]
 
 
-def read_households(text: str) -> tuple[Layout, list[HouseholdRows]]:
-    """The file's rows grouped by ``household_ref``, households in the order they first appear."""
-    layout, rows = read_rows(text)
-    ref_at = layout.position["household_ref"]
-    groups: dict[str, list[Row]] = {}
+@dataclass
+class Survey:
+    """What an import must know of the whole file before its first household (the first pass)."""
+
+    layout: Layout
+    rows_of: dict[str, int] = field(default_factory=dict)  # ref -> rows, households in file order
+    villages: Counter[str] = field(default_factory=Counter)  # village cell of first rows -> households
+    tied: set[str] = field(default_factory=set)  # refs sharing an identity key with another household
+
+    @property
+    def households(self) -> int:
+        return len(self.rows_of)
+
+
+def survey(source: Iterable[str]) -> Survey:
+    layout, rows = read_rows(source)
+    found = Survey(layout)
+    ref_at, village_at = layout.position["household_ref"], layout.position["village_code"]
+    first_village: dict[str, str] = {}
+    holder: dict[tuple[str, str], str] = {}  # identity key -> the first household with it
+    for _, cells in rows:
+        ref = cells[ref_at]
+        if ref not in first_village:
+            first_village[ref] = cells[village_at]
+            found.villages[cells[village_at]] += 1
+        found.rows_of[ref] = found.rows_of.get(ref, 0) + 1
+        for key in _row_identity_keys(layout, first_village[ref], cells):
+            if (first := holder.setdefault(key, ref)) != ref:
+                found.tied.update((first, ref))
+    return found
+
+
+def stream_households(source: Iterable[str], found: Survey) -> Iterator[HouseholdRows]:
+    """The surveyed file's households, in the order they first appear, each once all its rows are
+    read: in a file whose households' rows are together, one household is held at a time."""
+    ref_at = found.layout.position["household_ref"]
+    _, rows = read_rows(source)
+    order = iter(found.rows_of)
+    next_ref = next(order, None)
+    reading: dict[str, list[Row]] = {}
+    complete: dict[str, list[Row]] = {}
     for row in rows:
-        groups.setdefault(row[1][ref_at], []).append(row)
-    return layout, [HouseholdRows(ref, household_rows) for ref, household_rows in groups.items()]
+        ref = row[1][ref_at]
+        household_rows = reading.setdefault(ref, [])
+        household_rows.append(row)
+        if len(household_rows) == found.rows_of[ref]:
+            complete[ref] = reading.pop(ref)
+        while next_ref is not None and next_ref in complete:
+            yield HouseholdRows(next_ref, complete.pop(next_ref))
+            next_ref = next(order, None)
+
+
+def read_households(text: str) -> tuple[Layout, list[HouseholdRows]]:
+    """A whole file's households at once, for text small enough to hold."""
+    found = survey(io.StringIO(text))
+    return found.layout, list(stream_households(io.StringIO(text), found))
 
 
 def parse_text(text: str) -> tuple[list[ParsedHousehold], list[RowError]]:
@@ -206,15 +287,19 @@ def identity_keys(layout: Layout, household: HouseholdRows) -> set[tuple[str, st
     holding one are both rejected) and its head's village and name (two such heads are flagged
     possible duplicates). Whenever two households' validated values would be equal, so are these
     keys: they are read from the cells the way validation reads them, minus the date of birth."""
+    village = household.rows[0][1][layout.position["village_code"]]
+    return {key for _, cells in household.rows for key in _row_identity_keys(layout, village, cells)}
+
+
+def _row_identity_keys(layout: Layout, village: str, cells: list[str]) -> list[tuple[str, str]]:
+    """The identity keys of a member's row; ``village`` is the cell of its household's first row."""
     at = layout.position
-    village = household.rows[0][1][at["village_code"]].zfill(8)
-    keys = set()
-    for _, cells in household.rows:
-        if national_id := cells[at["national_id"]]:
-            keys.add(("national_id", national_id))
-        if cells[at["relationship"]] == "HEAD":
-            # The model strips fewer characters than str.strip, so stripping again keeps equal names equal.
-            keys.add(("head", f"{village} {clean_name(cells[at['name_km']]).strip()}"))
+    keys = []
+    if national_id := cells[at["national_id"]]:
+        keys.append(("national_id", national_id))
+    if cells[at["relationship"]] == "HEAD":
+        # The model strips fewer characters than str.strip, so stripping again keeps equal names equal.
+        keys.append(("head", f"{village.zfill(8)} {clean_name(cells[at['name_km']]).strip()}"))
     return keys
 
 

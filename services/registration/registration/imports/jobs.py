@@ -3,7 +3,8 @@
 import asyncio
 import dataclasses
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +17,7 @@ from redis.exceptions import RedisError
 from registration import metrics, service
 from registration.imports import csv_format
 from registration.imports.service import import_round
+from registration.imports.spool import SpooledUpload
 
 log = structlog.get_logger("registration.imports")
 PROGRESS_TTL = 24 * 3600
@@ -66,6 +68,15 @@ async def mark_interrupted(conn: asyncpg.Connection) -> None:
     )
 
 
+def _open(path: Path) -> TextIO:
+    return path.open(encoding="utf-8-sig", newline="")
+
+
+def _survey(path: Path) -> csv_format.Survey:
+    with _open(path) as source:
+        return csv_format.survey(source)
+
+
 async def read_progress(runtime: Runtime, import_id: UUID) -> dict[str, int] | None:
     raw = await runtime.redis.get(f"import-progress:{import_id}")
     return orjson.loads(raw) if raw else None
@@ -83,31 +94,36 @@ def _progress_writer(runtime: Runtime, import_id: UUID) -> Any:
     return write
 
 
-async def run_import(runtime: Runtime, import_id: UUID, text: str, ctx: service.Context) -> None:
+async def run_import(runtime: Runtime, import_id: UUID, upload: SpooledUpload, ctx: service.Context) -> None:
+    """The import of a spooled upload, which it deletes at the end."""
     # A round is a few million objects and no reference cycle: without the pause, the collector
     # would scan them all again and again, a third of the import's time. Other requests' cyclic
     # garbage waits for the end of the import.
-    with collector_paused():
-        await _run_import(runtime, import_id, text, ctx)
-
-
-async def _run_import(runtime: Runtime, import_id: UUID, text: str, ctx: service.Context) -> None:
     try:
-        layout, households = await asyncio.to_thread(csv_format.read_households, text)
+        with collector_paused():
+            await _run_import(runtime, import_id, upload.path, ctx)
+    finally:
+        upload.discard()
+
+
+async def _run_import(runtime: Runtime, import_id: UUID, path: Path, ctx: service.Context) -> None:
+    try:
+        found = await asyncio.to_thread(_survey, path)
     except csv_format.FileRejected as exc:
         async with runtime.transaction() as conn:
             await finish(conn, import_id, "REJECTED", message=str(exc))
         return
-    total = len(households)
+    total = found.households
     started = time.perf_counter()
     progress = _progress_writer(runtime, import_id)
     try:
-        async with runtime.transaction() as conn:
-            result = await import_round(conn, runtime.pool, layout, households, ctx, progress)
-            all_errors = [dataclasses.asdict(e) for e in result.errors]
-            await finish(
-                conn, import_id, "SUCCEEDED", total=total, imported=len(result.imported), errors=all_errors
-            )
+        with _open(path) as source:
+            households = csv_format.stream_households(source, found)
+            async with runtime.transaction() as conn:
+                result = await import_round(conn, runtime.pool, found, households, ctx, progress)
+                all_errors = [dataclasses.asdict(e) for e in result.errors]
+                imported = len(result.imported)
+                await finish(conn, import_id, "SUCCEEDED", total=total, imported=imported, errors=all_errors)
     except Exception as exc:
         log.exception("import.failed", import_id=str(import_id))
         async with runtime.transaction() as conn:

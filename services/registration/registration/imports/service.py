@@ -1,18 +1,20 @@
 """Import a round: check every household like a single registration would, then write the good
 ones with COPY in one transaction (all or nothing) and their events through the outbox.
 
-The file is cut into batches that a thread prepares (parse, check, ask the registry, plan the rows
-and events) while PostgreSQL stores the batch before. Two households of a file depend on each
-other through a national ID (both are rejected when they share one) or a head (both are flagged
-possible duplicates); the households that share such a key with another all go into the last
-batch. Every other batch's households share nothing with any other household of the file: what
-the registry says about them is the same before and after other batches are written, so it is
-asked outside the import's transaction, and no batch waits for another.
+The file is surveyed first (its households and what ties them), then read again batch by batch:
+a thread reads and prepares a batch (parse, check, ask the registry, plan the rows and events)
+while PostgreSQL stores the batch before, so no more than two batches are in memory. Two
+households of a file depend on each other through a national ID (both are rejected when they
+share one) or a head (both are flagged possible duplicates); the households that share such a
+key with another all go into the last batch. Every other batch's households share nothing with
+any other household of the file: what the registry says about them is the same before and after
+other batches are written, so it is asked outside the import's transaction, and no batch waits
+for another.
 """
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -73,16 +75,25 @@ def parse_and_check(
     return checked, errors
 
 
-def batches(layout: Layout, households: list[HouseholdRows], size: int) -> list[list[HouseholdRows]]:
+def batches(
+    found: csv_format.Survey, households: Iterable[HouseholdRows], size: int
+) -> Iterator[list[HouseholdRows]]:
     """Batches of ``size`` households in file order, and last (whatever its size) every household
     that shares an identity key with another household of the file."""
-    keys = [csv_format.identity_keys(layout, household) for household in households]
-    held = Counter(key for household_keys in keys for key in household_keys)
-    alone, tied = [], []
-    for household, household_keys in zip(households, keys, strict=True):
-        (tied if any(held[key] > 1 for key in household_keys) else alone).append(household)
-    cut = [alone[start : start + size] for start in range(0, len(alone), size)]
-    return [*cut, tied] if tied else cut
+    alone: list[HouseholdRows] = []
+    tied = []
+    for household in households:
+        if household.ref in found.tied:
+            tied.append(household)
+            continue
+        alone.append(household)
+        if len(alone) == size:
+            yield alone
+            alone = []
+    if alone:
+        yield alone
+    if tied:
+        yield tied
 
 
 def national_id_conflicts(checked: list[Checked], held: dict[str, UUID]) -> dict[str, RowError]:
@@ -105,46 +116,43 @@ def national_id_conflicts(checked: list[Checked], held: dict[str, UUID]) -> dict
 async def import_round(
     conn: asyncpg.Connection,
     registry: asyncpg.Pool,
-    layout: Layout,
-    households: list[HouseholdRows],
+    found: csv_format.Survey,
+    households: Iterable[HouseholdRows],
     ctx: service.Context,
     progress: Progress,
 ) -> ImportResult:
-    """Check and write a file's households on ``conn`` (the import's transaction); ``registry``
-    lends the connections that ask about held national IDs and existing heads meanwhile."""
+    """Check and write the surveyed file's ``households`` (read as they are needed) on ``conn``
+    (the import's transaction); ``registry`` lends the connections that ask about held national
+    IDs and existing heads meanwhile."""
     result = ImportResult()
     await queries.compress_large_values_fast(conn)
-    villages, cut = await asyncio.to_thread(_survey, layout, households, ctx.settings.import_batch_size)
+    villages = _villages(found)
     numbers = await CardNumbers.reserve(conn, villages)
     classifications = await queries.classifications_of(conn, set(villages))
     done = 0
-    await progress(done, len(households))
+    await progress(done, found.households)
 
     async def prepare(batch: list[HouseholdRows]) -> tuple[_Batch, list[RowError]]:
-        return await _prepare(layout, batch, registry, numbers, classifications, ctx)
+        return await _prepare(found.layout, batch, registry, numbers, classifications, ctx)
 
+    cut = batches(found, households, ctx.settings.import_batch_size)
     async for (batch, errors), batch_size in _prepared_one_ahead(cut, prepare):
         await _copy(conn, batch)
         result.imported += [p.household["household_id"] for p in batch.plans]
         result.errors += errors
         done += batch_size
-        await progress(done, len(households))
+        await progress(done, found.households)
     await numbers.give_back_unused(conn)
     return result
 
 
-def _survey(
-    layout: Layout, households: list[HouseholdRows], size: int
-) -> tuple[Counter[str], list[list[HouseholdRows]]]:
-    """What takes the whole file: the villages to reserve card numbers in, and the batches."""
-    return _villages(layout, households), batches(layout, households, size)
-
-
-def _villages(layout: Layout, households: list[HouseholdRows]) -> Counter[str]:
+def _villages(found: csv_format.Survey) -> Counter[str]:
     """Households per gazetteer village, as their first row names it (unknown codes left out)."""
-    at = layout.position["village_code"]
-    found = (geography.get_village(household.rows[0][1][at]) for household in households)
-    return Counter(village.code for village in found if village is not None)
+    villages: Counter[str] = Counter()
+    for code, households in found.villages.items():
+        if (village := geography.get_village(code)) is not None:
+            villages[village.code] += households
+    return villages
 
 
 class CardNumbers:
@@ -173,19 +181,21 @@ class CardNumbers:
 
 
 async def _prepared_one_ahead(
-    all_batches: list[list[HouseholdRows]],
+    all_batches: Iterator[list[HouseholdRows]],
     prepare: Callable[[list[HouseholdRows]], Awaitable[tuple["_Batch", list[RowError]]]],
 ) -> AsyncIterator[tuple[tuple["_Batch", list[RowError]], int]]:
-    """Each batch prepared, with its size; the next one is prepared while the caller writes this."""
-    if not all_batches:
-        return
-    preparing = asyncio.create_task(prepare(all_batches[0]))
+    """Each batch read and prepared, with its size; the next one is read (off the event loop: it
+    parses the file) and prepared while the caller writes this one."""
+
+    async def read_and_prepare() -> tuple[tuple[_Batch, list[RowError]], int] | None:
+        batch = await asyncio.to_thread(next, all_batches, None)
+        return None if batch is None else (await prepare(batch), len(batch))
+
+    preparing = asyncio.create_task(read_and_prepare())
     try:
-        for number, batch in enumerate(all_batches):
-            prepared = await preparing
-            if number + 1 < len(all_batches):
-                preparing = asyncio.create_task(prepare(all_batches[number + 1]))
-            yield prepared, len(batch)
+        while (prepared := await preparing) is not None:
+            preparing = asyncio.create_task(read_and_prepare())
+            yield prepared
     finally:
         preparing.cancel()
 
