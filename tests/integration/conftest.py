@@ -5,6 +5,7 @@ run as real uvicorn processes so tests can kill -9 and restart them.
 """
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from krousar_common.testing import ServiceProcess, TestStack
@@ -26,8 +27,16 @@ async def stack() -> AsyncIterator[TestStack]:
 
 
 @pytest.fixture(scope="session")
-async def registration(stack: TestStack) -> AsyncIterator[ServiceProcess]:
-    service = await ServiceProcess("registration", stack).start()
+def import_spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the registration service keeps uploads until their import ends."""
+    return tmp_path_factory.mktemp("import-spool")
+
+
+@pytest.fixture(scope="session")
+async def registration(stack: TestStack, import_spool: Path) -> AsyncIterator[ServiceProcess]:
+    service = await ServiceProcess(
+        "registration", stack, REGISTRATION_IMPORT_SPOOL_DIR=str(import_spool)
+    ).start()
     yield service
     service.stop()
 

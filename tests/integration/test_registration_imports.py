@@ -13,7 +13,7 @@ from factories import (
     random_national_id,
 )
 from household_events import HouseholdEvents
-from krousar_common.testing import bearer
+from krousar_common.testing import bearer, wait_for
 
 ADMIN = bearer("admin-1", "registry_admin")
 STAFF = bearer("staff-phnom-penh", "commune_staff", communes=["120101"])
@@ -277,3 +277,25 @@ async def test_a_retried_upload_with_the_same_idempotency_key_imports_nothing_ag
     assert other_file.status_code == 422
     assert [e["field"] for e in other_file.json()["errors"]] == ["Idempotency-Key"]
     assert await imported() == (1, 1)
+
+
+async def test_uploads_are_spooled_to_disk_and_deleted_when_their_import_ends(api, import_spool) -> None:
+    household = make_household(village_code=PP_VILLAGE, members=[make_member(name_km=random_khmer_name())])
+    content = csv_file(household_csv_rows("H1", household))
+    started = await api.post("/v1/imports", content=content, headers={**ADMIN, **CSV})
+    refused = await api.post(
+        "/v1/imports", content=content.decode().encode("utf-16"), headers={**ADMIN, **CSV}
+    )
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first, replayed = [await upload(api, content, {**ADMIN, **key}) for _ in range(2)]
+
+    async def finished() -> bool:
+        return (await api.get(started.headers["location"], headers=ADMIN)).json()["status"] != "RUNNING"
+
+    assert started.status_code == 202, started.text
+    await wait_for(finished, timeout=30, what="the background import finished")
+    assert (await api.get(started.headers["location"], headers=ADMIN)).json()["status"] == "SUCCEEDED"
+    assert refused.status_code == 422
+    assert first.status_code == replayed.status_code == 200
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert list(import_spool.iterdir()) == []

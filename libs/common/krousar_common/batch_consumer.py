@@ -34,6 +34,9 @@ class BatchConsumerSpec:
     batch_size: int = 5000
     # Awaited before each batch is fetched: work that matters more can have the cores first.
     yield_to: Callable[[Runtime], Awaitable[None]] | None = None
+    # Runners of the group in the process: they split its partitions, so one decodes and builds a
+    # batch while the other's is written.
+    runners: int = 1
 
 
 class BatchConsumerRunner(ConsumerRunner):
@@ -57,16 +60,18 @@ class BatchConsumerRunner(ConsumerRunner):
 
 
 def start(runtime: Runtime, batch_spec: BatchConsumerSpec) -> None:
-    """Run a batch consumer in the service's runtime, stopped and watched like its other consumers."""
+    """Run a batch consumer's runners in the service's runtime, stopped and watched like its other
+    consumers."""
     settings = runtime.settings
     yield_to = batch_spec.yield_to
-    runner = BatchConsumerRunner(
-        batch_spec,
-        None if yield_to is None else lambda: yield_to(runtime),
-        pool=runtime.pool,
-        producer=runtime.producer,
-        bootstrap=settings.kafka_bootstrap,
-        service=settings.service_name,
-    )
-    runtime.runners.append(runner)
-    runtime.spawn(f"consumer-{batch_spec.spec.topic}", runner.run())
+    for number in range(batch_spec.runners):
+        runner = BatchConsumerRunner(
+            batch_spec,
+            None if yield_to is None else lambda: yield_to(runtime),
+            pool=runtime.pool,
+            producer=runtime.producer,
+            bootstrap=settings.kafka_bootstrap,
+            service=settings.service_name,
+        )
+        runtime.runners.append(runner)
+        runtime.spawn(f"consumer-{batch_spec.spec.topic}-{number}", runner.run())

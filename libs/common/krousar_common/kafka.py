@@ -141,6 +141,11 @@ class ConsumerSpec:
     handler: Handler
 
 
+# Runners of one group in one process split its partitions: the lag gauge of their (service,
+# topic) shows the sum of their lags, each runner's kept here under its id.
+_LAGS: dict[tuple[str, str], dict[int, int]] = {}
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -189,6 +194,7 @@ class ConsumerRunner:
                     await self._process_with_retry(tp, records)
         finally:
             reporting.cancel()
+            _LAGS.get((self.service, self.spec.topic), {}).pop(id(self), None)
             await self.consumer.stop()
             log.info("consumer.stopped", topic=self.spec.topic, group=self.spec.group)
 
@@ -212,7 +218,9 @@ class ConsumerRunner:
         for tp, end in ends.items():
             done = await self.consumer.committed(tp)
             lag += max(0, end - (done if done is not None else await self.consumer.position(tp)))
-        metrics.CONSUMER_LAG.labels(self.service, self.spec.topic).set(lag)
+        lags = _LAGS.setdefault((self.service, self.spec.topic), {})
+        lags[id(self)] = lag
+        metrics.CONSUMER_LAG.labels(self.service, self.spec.topic).set(sum(lags.values()))
 
     async def _process_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         delay = 0.5

@@ -55,15 +55,11 @@ def lag(service: str) -> float | None:
     return REGISTRY.get_sample_value("krousar_consumer_lag_messages", {"service": service, "topic": TOPIC})
 
 
-async def lag_while_stuck(service: str, consumer: GrowingLog) -> float:
-    """Run a consumer whose database is down until its lag gauge has grown well past the start."""
+async def ignore(*_: Any) -> None: ...
 
-    async def ignore(*_: Any) -> None: ...
 
-    async def grown() -> float | None:
-        value = lag(service)
-        return value if value is not None and value > 200 else None
-
+def runner_of(service: str, consumer: GrowingLog) -> ConsumerRunner:
+    """A runner of the test group whose database is down, reading ``consumer``."""
     runner = ConsumerRunner(
         ConsumerSpec(TOPIC, "test-group", ignore),
         pool=DatabaseDown(),  # type: ignore[arg-type]
@@ -73,6 +69,17 @@ async def lag_while_stuck(service: str, consumer: GrowingLog) -> float:
         lag_report_seconds=0.01,
     )
     runner.consumer = consumer  # type: ignore[assignment]
+    return runner
+
+
+async def lag_while_stuck(service: str, consumer: GrowingLog) -> float:
+    """Run a consumer whose database is down until its lag gauge has grown well past the start."""
+
+    async def grown() -> float | None:
+        value = lag(service)
+        return value if value is not None and value > 200 else None
+
+    runner = runner_of(service, consumer)
     task = asyncio.create_task(runner.run())
     try:
         return await wait_for(grown, timeout=5, interval=0.01, what="the lag growing")
@@ -92,3 +99,10 @@ async def test_lag_before_any_commit_counts_from_the_position() -> None:
     consumer = GrowingLog(committed=None)
     reported = await lag_while_stuck("test-stuck-uncommitted", consumer)
     assert reported in {end - 41 for end in consumer.ends}
+
+
+async def test_runners_of_one_group_in_a_process_report_the_sum_of_their_lags() -> None:
+    consumers = [GrowingLog(committed=30), GrowingLog(committed=50)]
+    for consumer in consumers:
+        await runner_of("test-two-runners", consumer)._report_lag()
+    assert lag("test-two-runners") == (consumers[0].ends[-1] - 30) + (consumers[1].ends[-1] - 50)

@@ -13,6 +13,9 @@ class Settings(ServiceSettings):
     port: int = SERVICE_PORTS["eligibility"]
     pwyc_code: str = "PWYC"  # the programme whose conditions health staff record
     decider_batch_size: int = 1000  # queued households decided per transaction
+    # Loops draining the queue side by side (each its own transaction, households they share are
+    # skipped by the other): while one waits on PostgreSQL, the other decides.
+    decider_loops: int = 2
     evaluation_batch_size: int = 2000  # households per transaction in a full re-evaluation
     # Processes a full re-evaluation is split over (deciding is Python: one core each); 1 decides
     # in the service process. Registers smaller than evaluation_workers_from are decided in the

@@ -142,9 +142,9 @@ async def evaluate(
 
 
 class Decider:
-    """Two loops woken by NOTIFY (or every second): the queue of households, and requested runs.
-
-    Separate loops so a national re-evaluation never delays the household a commune just enrolled.
+    """Loops woken by NOTIFY (or every second): the queue of households (``decider_loops`` of
+    them), and requested runs. Separate loops so a national re-evaluation never delays the
+    household a commune just enrolled.
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -206,6 +206,7 @@ async def schedule(runtime: Runtime) -> None:
     settings: Settings = runtime.settings  # type: ignore[assignment]
     decider = Decider(runtime)
     runtime.spawn("eligibility-listener", decider.listen())
-    runtime.spawn("eligibility-decider", decider.drain_queue())
+    for number in range(settings.decider_loops):
+        runtime.spawn(f"eligibility-decider-{number}", decider.drain_queue())
     runtime.spawn("eligibility-evaluator", decider.execute_runs())
     runtime.every(settings.clock_check_seconds, tick_clock)

@@ -19,6 +19,9 @@ class Settings(ServiceSettings):
     calculation_workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
     calculation_workers_from: int = 50_000
     instruction_batch_size: int = 20_000
+    # Consumers of eligibility's decisions in the process (they split the topic's partitions): a
+    # national evaluation's 2.1 million decisions are decoded by one while the other's are written.
+    decision_consumer_runners: int = 2
     # PSP statuses applied per transaction (one UPDATE of the lines a batch).
     status_batch_size: int = 5000
     # A batch of statuses waits up to this long while a run's instructions are still being made or

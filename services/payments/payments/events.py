@@ -114,7 +114,9 @@ def decisions_spec(settings: Settings) -> BatchConsumerSpec:
     spec = ConsumerSpec(
         settings.topic(topics.DECISIONS.name), settings.group("payments.decisions"), on_decision
     )
-    return BatchConsumerSpec(spec, on_decisions, settings.consumer_batch_size)
+    return BatchConsumerSpec(
+        spec, on_decisions, settings.consumer_batch_size, runners=settings.decision_consumer_runners
+    )
 
 
 def statuses_spec(settings: Settings) -> BatchConsumerSpec:

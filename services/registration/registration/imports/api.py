@@ -50,7 +50,7 @@ async def upload(
     """
 
     try:
-        spooled = await spool.spool(request.stream())
+        spooled = await spool.spool(request.stream(), runtime.settings.import_spool_dir)  # type: ignore[attr-defined]
     except csv_format.FileRejected as exc:
         raise InvalidInput(str(exc), field="body") from exc
 

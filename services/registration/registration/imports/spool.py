@@ -21,10 +21,10 @@ class SpooledUpload:
         self.path.unlink(missing_ok=True)
 
 
-async def spool(chunks: AsyncIterator[bytes]) -> SpooledUpload:
+async def spool(chunks: AsyncIterator[bytes], directory: Path | None) -> SpooledUpload:
     """The body written to a temporary file; FileRejected (and no file left) if it is unreadable."""
     check, digest = UploadCheck(), hashlib.sha256()
-    descriptor, name = tempfile.mkstemp(prefix="krousar-import-", suffix=".csv")
+    descriptor, name = tempfile.mkstemp(prefix="krousar-import-", suffix=".csv", dir=directory)
     path = Path(name)
     try:
         with os.fdopen(descriptor, "wb") as file:
