@@ -103,6 +103,7 @@ async def test_lag_before_any_commit_counts_from_the_position() -> None:
 
 async def test_runners_of_one_group_in_a_process_report_the_sum_of_their_lags() -> None:
     consumers = [GrowingLog(committed=30), GrowingLog(committed=50)]
-    for consumer in consumers:
-        await runner_of("test-two-runners", consumer)._report_lag()
+    runners = [runner_of("test-two-runners", consumer) for consumer in consumers]
+    for runner in runners:
+        await runner._report_lag()
     assert lag("test-two-runners") == (consumers[0].ends[-1] - 30) + (consumers[1].ends[-1] - 50)
