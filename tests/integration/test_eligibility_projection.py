@@ -24,7 +24,7 @@ async def conn() -> AsyncIterator[asyncpg.Connection]:
 
 async def upsert(conn: asyncpg.Connection, *snapshots: HouseholdSnapshot) -> None:
     async with conn.transaction():
-        await store.upsert_households(conn, snapshots)
+        await store.upsert_households(conn, [(s, s.model_dump(mode="json")) for s in snapshots])
 
 
 async def test_the_newest_version_of_each_household_wins(conn: asyncpg.Connection) -> None:

@@ -50,7 +50,7 @@ async def populate(url: str, snapshots: list[dict[str, Any]], enrolments: dict[s
                 await store.upsert_programme(conn, programme)
             for data in snapshots:
                 snapshot = HouseholdSnapshot.model_validate(data)
-                await store.upsert_household(conn, snapshot)
+                await store.upsert_household(conn, snapshot, data)
                 if data["household_id"] in enrolments:
                     row = enrolment_row(snapshot, enrolments[data["household_id"]])
                     await store.insert_enrolment(conn, row)

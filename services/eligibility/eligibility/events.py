@@ -23,7 +23,9 @@ from eligibility import jobs, store
 
 
 async def on_household_event(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
-    if isinstance(event, HouseholdEvent) and await store.upsert_household(conn, event.household):
+    if isinstance(event, HouseholdEvent) and await store.upsert_household(
+        conn, event.household, envelope.data["household"]
+    ):
         await store.queue_households(conn, [event.household.household_id], event_times=[envelope.time])
 
 
@@ -32,7 +34,9 @@ async def on_household_events(conn: asyncpg.Connection, events: Sequence[Event])
     the batch is queued, a stale snapshot's too: deciding it again from the newer one held changes
     no decision, and knowing which were stale would cost a round trip each."""
     changes = [(envelope, event) for envelope, event in events if isinstance(event, HouseholdEvent)]
-    await store.upsert_households(conn, [event.household for _, event in changes])
+    await store.upsert_households(
+        conn, [(event.household, envelope.data["household"]) for envelope, event in changes]
+    )
     await store.queue_households(
         conn,
         [event.household.household_id for _, event in changes],
