@@ -1,5 +1,6 @@
 """Bulk CSV import of a round on the real stack: bad households out, good ones written and published."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -13,7 +14,9 @@ from factories import (
     random_national_id,
 )
 from household_events import HouseholdEvents
-from krousar_common.testing import bearer, wait_for
+from krousar_common.testing import bearer, token, wait_for
+from registration import cli
+from typer.testing import CliRunner
 
 ADMIN = bearer("admin-1", "registry_admin")
 STAFF = bearer("staff-phnom-penh", "commune_staff", communes=["120101"])
@@ -299,3 +302,15 @@ async def test_uploads_are_spooled_to_disk_and_deleted_when_their_import_ends(ap
     assert first.status_code == replayed.status_code == 200
     assert replayed.headers["idempotent-replayed"] == "true"
     assert list(import_spool.iterdir()) == []
+
+
+async def test_the_command_line_streams_a_file_and_follows_it_to_the_end(registration, tmp_path) -> None:
+    first, second = (make_household(village_code=PP_VILLAGE, members=two_members()) for _ in range(2))
+    path = tmp_path / "round.csv"
+    path.write_bytes(csv_file(household_csv_rows("H1", first) + household_csv_rows("H2", second)))
+    command = ["import", str(path), "--url", registration.url, "--token", token("admin-1", "registry_admin")]
+
+    result = await asyncio.to_thread(CliRunner().invoke, cli.app, command)
+
+    assert result.exit_code == 0, result.output
+    assert "SUCCEEDED: 2 imported, 0 rejected" in result.output

@@ -56,8 +56,8 @@ def import_file(
 ) -> None:
     """Upload a round's CSV and show its progress until it finishes; print the errors by row."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
-    with httpx.Client(base_url=url, timeout=120, headers=headers) as client:
-        response = client.post("/v1/imports", params={"file_name": path.name}, content=path.read_bytes())
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as client, path.open("rb") as file:
+        response = client.post("/v1/imports", params={"file_name": path.name}, content=file)  # streamed
         if response.status_code >= 400:
             console.print(f"[red]{response.status_code}[/red] {response.json().get('detail')}")
             raise typer.Exit(1)
