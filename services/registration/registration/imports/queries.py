@@ -63,12 +63,3 @@ async def classifications_of(conn: asyncpg.Connection, villages: set[str]) -> di
     for row in rows:
         found.setdefault(row["village_code"], []).append(row)
     return found
-
-
-async def compress_large_values_fast(conn: asyncpg.Connection) -> None:
-    """For the rest of the transaction, values over 2 kB (an event is about that) are compressed
-    with lz4 where the server has it: several times less work for PostgreSQL than its default."""
-    await conn.execute(
-        "SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings"
-        " WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
-    )

@@ -125,7 +125,6 @@ async def import_round(
     (the import's transaction); ``registry`` lends the connections that ask about held national
     IDs and existing heads meanwhile."""
     result = ImportResult()
-    await queries.compress_large_values_fast(conn)
     villages = _villages(found)
     numbers = await CardNumbers.reserve(conn, villages)
     classifications = await queries.classifications_of(conn, set(villages))
