@@ -96,9 +96,9 @@ def _progress_writer(runtime: Runtime, import_id: UUID) -> Any:
 
 async def run_import(runtime: Runtime, import_id: UUID, upload: SpooledUpload, ctx: service.Context) -> None:
     """The import of a spooled upload, which it deletes at the end."""
-    # A round is a few million objects and no reference cycle: without the pause, the collector
-    # would scan them all again and again, a third of the import's time. Other requests' cyclic
-    # garbage waits for the end of the import.
+    # A round makes millions of objects (the survey's identity keys, each batch's rows and events)
+    # and no reference cycle: without the pause, the collector would scan the live ones again and
+    # again. Other requests' cyclic garbage waits for the end of the import.
     try:
         with collector_paused():
             await _run_import(runtime, import_id, upload.path, ctx)
