@@ -5,6 +5,7 @@ evaluation run for a programme): the deciding itself is batched (``evaluation.py
 """
 
 from collections.abc import Sequence
+from uuid import UUID
 
 import asyncpg
 from krousar_common import batch_consumer, topics
@@ -54,57 +55,85 @@ async def on_programme_published(conn: asyncpg.Connection, envelope: Envelope, e
 
 
 async def on_payment_instructed(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
-    if not isinstance(event, PaymentInstructed):
+    await on_payment_instructions(conn, [(envelope, event)])
+
+
+async def on_payment_instructions(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Who each payment is for, in batches (a national run instructs 700,000 at once). A payment
+    whose PAID status came first (another topic, another consumer) is taken into account now."""
+    instructions = [event for _, event in events if isinstance(event, PaymentInstructed)]
+    if not instructions:
         return
-    await store.insert_instruction(
-        conn, event.payment_id, event.household_id, event.programme_code, event.period
+    await store.insert_instructions(conn, instructions)
+    paid = await store.paid_among(conn, [i.payment_id for i in instructions])
+    await _decide_again_if_excluding(
+        conn, [(i.household_id, i.programme_code) for i in instructions if i.payment_id in paid]
     )
-    status = await conn.fetchval(
-        "SELECT status FROM payment_statuses WHERE payment_id = $1", event.payment_id
-    )
-    if status == PaymentStatus.PAID:  # the status came first (another topic, another consumer)
-        await _decide_again_if_excluding(conn, event.household_id, event.programme_code)
 
 
 async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
-    if not isinstance(event, PaymentStatusReported):
-        return
-    await store.upsert_status(conn, event.payment_id, event.household_id, event.status, event.reported_at)
-    if event.status is not PaymentStatus.PAID:
-        return
-    code = await store.instruction_programme(conn, event.payment_id)
-    if code is None:  # not seen yet (or not committed yet): decide again to be safe
-        await store.queue_households(conn, [event.household_id])
-    else:
-        await _decide_again_if_excluding(conn, event.household_id, code)
+    await on_payment_statuses(conn, [(envelope, event)])
 
 
-async def _decide_again_if_excluding(conn: asyncpg.Connection, household_id: object, code: str) -> None:
-    # Only a payment another programme excludes on changes a decision: don't re-decide the whole
-    # country after every national run.
-    if await store.is_excluded_by_any(conn, code):
-        await store.queue_households(conn, [household_id])  # type: ignore[list-item]
+async def on_payment_statuses(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """The PSP's statuses, in batches; a household paid by a programme that others exclude on is
+    decided again."""
+    statuses = [event for _, event in events if isinstance(event, PaymentStatusReported)]
+    if not statuses:
+        return
+    await store.upsert_statuses(conn, statuses)
+    paid = [s for s in statuses if s.status is PaymentStatus.PAID]
+    if not paid:
+        return
+    codes = await store.instruction_programmes(conn, [s.payment_id for s in paid])
+    # A payment not seen yet (or not committed yet): its household is decided again to be safe.
+    await store.queue_households(conn, [s.household_id for s in paid if s.payment_id not in codes])
+    await _decide_again_if_excluding(
+        conn, [(s.household_id, codes[s.payment_id]) for s in paid if s.payment_id in codes]
+    )
+
+
+async def _decide_again_if_excluding(conn: asyncpg.Connection, paid: Sequence[tuple[UUID, str]]) -> None:
+    """Queue the households paid (household id, programme code) by a programme another excludes
+    on: only those payments change a decision, so a national run does not re-decide the country."""
+    excluding = {code for code in {code for _, code in paid} if await store.is_excluded_by_any(conn, code)}
+    await store.queue_households(conn, [household_id for household_id, code in paid if code in excluding])
 
 
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
-    """Consumed one event at a time; household snapshots in batches (``start_consumers``)."""
+    """Programme versions, consumed one event at a time; the rest in batches (``start_consumers``)."""
+    return [
+        ConsumerSpec(
+            settings.topic(topics.TOPUPS.name),
+            settings.group("eligibility.programmes"),
+            on_programme_published,
+        )
+    ]
+
+
+def batch_specs(settings: ServiceSettings) -> list[BatchConsumerSpec]:
+    """Household snapshots (an import brings 700,000 at a time), and a national run's instructions
+    and statuses."""
     subscriptions = [
-        (topics.TOPUPS, "eligibility.programmes", on_programme_published),
-        (topics.INSTRUCTIONS, "eligibility.payment-instructions", on_payment_instructed),
-        (topics.STATUSES, "eligibility.payment-statuses", on_payment_status),
+        (topics.HOUSEHOLDS, "eligibility.households", on_household_event, on_household_events),
+        (
+            topics.INSTRUCTIONS,
+            "eligibility.payment-instructions",
+            on_payment_instructed,
+            on_payment_instructions,
+        ),
+        (topics.STATUSES, "eligibility.payment-statuses", on_payment_status, on_payment_statuses),
     ]
     return [
-        ConsumerSpec(topic=settings.topic(topic.name), group=settings.group(group), handler=handler)
-        for topic, group, handler in subscriptions
+        BatchConsumerSpec(
+            ConsumerSpec(settings.topic(topic.name), settings.group(group), handler),
+            batch_handler,
+            settings.consumer_batch_size,
+        )
+        for topic, group, handler, batch_handler in subscriptions
     ]
-
-
-def households_spec(settings: ServiceSettings) -> BatchConsumerSpec:
-    spec = ConsumerSpec(
-        settings.topic(topics.HOUSEHOLDS.name), settings.group("eligibility.households"), on_household_event
-    )
-    return BatchConsumerSpec(spec, on_household_events, settings.consumer_batch_size)
 
 
 async def start_consumers(runtime: Runtime) -> None:
-    batch_consumer.start(runtime, households_spec(runtime.settings))
+    for spec in batch_specs(runtime.settings):
+        batch_consumer.start(runtime, spec)

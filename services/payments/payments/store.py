@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 from krousar_common import db, household_facts
 from krousar_common.events.eligibility import EligibilityDecided
+from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.events.payments import PaymentStatusReported
 from krousar_common.programmes import ProgrammeVersion
 
@@ -100,22 +101,31 @@ DECISION_COLUMNS = [
 DECIDED_HOUSEHOLD_COLUMNS = ["household_id", "version", "snapshot"]
 
 
-def decision_row(decision: EligibilityDecided, enrolment: dict[str, Any] | None) -> tuple[Any, ...]:
-    """The decisions row (``DECISION_COLUMNS``) of a decision."""
-    snapshot = decision.household
-    columns = household_facts.projection_columns(snapshot)
+def household_columns(snapshot: HouseholdSnapshot) -> dict[str, Any]:
+    """The columns of a decision (``DECISION_COLUMNS``) that come from its household: the same for
+    each of the household's programmes, so a batch makes them once per household version."""
     head = next((m for m in snapshot.members if m.member_id == snapshot.head_member_id), None)
+    return {
+        **household_facts.projection_columns(snapshot),
+        "household_version": snapshot.version,
+        "card_number": snapshot.card.card_number if snapshot.card else None,
+        "head_name": head.name_km if head else None,
+    }
+
+
+def decision_row(
+    decision: EligibilityDecided, household: dict[str, Any], enrolment: dict[str, Any] | None
+) -> tuple[Any, ...]:
+    """The decisions row (``DECISION_COLUMNS``) of a decision, ``household`` its household's
+    columns (``household_columns``)."""
     values = {
-        **columns,
+        **household,
         "programme_code": decision.programme_code,
         "programme_version": decision.programme_version,
         "eligible": decision.eligible,
         "reasons": decision.reasons,
         "effective_on": decision.effective_on,
         "decided_at": decision.decided_at,
-        "household_version": snapshot.version,
-        "card_number": snapshot.card.card_number if snapshot.card else None,
-        "head_name": head.name_km if head else None,
         "enrolment": enrolment,
     }
     return tuple(values[c] for c in DECISION_COLUMNS)
@@ -160,9 +170,14 @@ async def upsert_decisions(
         [(household_id, version, snapshot) for (household_id, version), snapshot in households.items()],
     )
     await conn.execute(f"INSERT INTO decided_households SELECT * FROM {staging} ON CONFLICT DO NOTHING")
-    rows = [
-        decision_row(d, d.enrolment.model_dump(mode="json") if d.enrolment else None) for d in latest.values()
-    ]
+    columns: dict[tuple[UUID, int], dict[str, Any]] = {}
+    rows = []
+    for d in latest.values():
+        key = (d.household_id, d.household.version)
+        if key not in columns:
+            columns[key] = household_columns(d.household)
+        enrolment = d.enrolment.model_dump(mode="json") if d.enrolment else None
+        rows.append(decision_row(d, columns[key], enrolment))
     staging = await db.copy_to_staging(conn, "decisions", DECISION_COLUMNS, rows)
     await conn.execute(_UPSERT_DECISIONS.format(columns=", ".join(DECISION_COLUMNS), staging=staging))
 
