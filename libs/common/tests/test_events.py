@@ -56,6 +56,13 @@ def test_envelope_round_trips_through_kafka_bytes() -> None:
     assert decoded.specversion == "1.0" and decoded.type == "krousar.HouseholdRegistered"
 
 
+def test_envelope_ids_are_time_ordered_so_inbox_rows_append() -> None:
+    ids = [registered_envelope().id for _ in range(50)]
+
+    assert {i.version for i in ids} == {7}
+    assert ids == sorted(ids, key=lambda i: i.bytes)
+
+
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
