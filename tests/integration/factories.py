@@ -236,8 +236,8 @@ def make_decision(
     enrolled: bool = True,
     **over: Any,
 ) -> dict[str, Any]:
-    """An ``EligibilityDecided`` body for a snapshot (see make_snapshot); enrolled: the head is
-    the payee, on Wing."""
+    """An ``EligibilityDecided`` body for a snapshot (see make_snapshot) with one programme's
+    decision; enrolled: the head is the payee, on Wing."""
     import uuid
     from datetime import UTC, datetime
 
@@ -253,14 +253,18 @@ def make_decision(
     }
     decision = {
         "household_id": household["household_id"],
-        "programme_code": programme_code,
-        "programme_version": 1,
-        "eligible": eligible,
-        "reasons": reasons or [],
         "effective_on": "2020-07-01",
         "decided_at": datetime.now(UTC).isoformat(),
         "household": household,
         "enrolment": enrolment if enrolled else None,
+        "decisions": [
+            {
+                "programme_code": programme_code,
+                "programme_version": 1,
+                "eligible": eligible,
+                "reasons": reasons or [],
+            }
+        ],
     }
     decision.update(over)
     return decision

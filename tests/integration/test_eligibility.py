@@ -62,9 +62,10 @@ class Decisions:
             for records in (await self._consumer.getmany(timeout_ms=200)).values():
                 for record in records:
                     data = orjson.loads(record.value)["data"]
-                    key = (data["household_id"], data["programme_code"])
-                    self.latest[key] = data
-                    self.count[key] = self.count.get(key, 0) + 1
+                    for decision in data["decisions"]:  # each with what the event says of them all
+                        key = (data["household_id"], decision["programme_code"])
+                        self.latest[key] = {**data, **decision}
+                        self.count[key] = self.count.get(key, 0) + 1
 
     async def wait(
         self, household_id: str, programme: str, check: Callable[[dict], bool] = bool, **expected: Any

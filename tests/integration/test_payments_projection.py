@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 from factories import make_decision, make_snapshot
-from krousar_common.events.eligibility import EligibilityDecided
+from krousar_common.events.eligibility import EligibilityDecided, ProgrammeDecision
 from krousar_common.testing import migrated_pool
 from payments import store
 
@@ -66,3 +66,29 @@ async def test_the_latest_decision_wins_and_each_household_version_is_kept_once(
     assert await conn.fetchval("SELECT count(*) FROM decided_households") == 2
     versions = await conn.fetch("SELECT household_version, village_code FROM decisions")
     assert {tuple(r) for r in versions} == {(2, "12010102")}
+
+
+async def test_an_event_carries_each_programme_decided_together_and_one_event_changes_only_its_own(
+    conn: asyncpg.Connection,
+) -> None:
+    household = make_snapshot()
+    together, _ = decided(household, "COVID19_CT", 0)
+    family = {
+        "programme_code": "FAMILY_PACKAGE",
+        "programme_version": 2,
+        "eligible": False,
+        "reasons": ["NOT_POOR"],
+    }
+    together = together.model_copy(update={"decisions": [*together.decisions, ProgrammeDecision(**family)]})
+    await upsert(conn, (together, household))
+    await upsert(conn, decided(household, "COVID19_CT", 1, eligible=False, reasons=["CARD_EXPIRED"]))
+
+    rows = await conn.fetch(
+        "SELECT programme_code, programme_version, eligible, reasons, enrolment->>'channel' AS channel"
+        " FROM decisions ORDER BY 1"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("COVID19_CT", 1, False, ["CARD_EXPIRED"], "WING"),
+        ("FAMILY_PACKAGE", 2, False, ["NOT_POOR"], "WING"),
+    ]
+    assert await conn.fetchval("SELECT count(*) FROM decided_households") == 1

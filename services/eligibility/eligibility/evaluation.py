@@ -13,7 +13,8 @@ deciding needs: it reads the projection's compact facts, not the snapshot valida
 (``household``); it compares each decision with what tells a change of the one in force (read with
 one range scan per batch) and writes only the changed ones (COPY), those that only move to the
 new month's payment with one UPDATE per programme; the cyclic garbage collector is paused while a
-batch's objects are made; a published decision embeds the stored snapshot's JSON as it is.
+batch's objects are made; a household's published decisions travel in one event, which embeds
+the stored snapshot's JSON as it is.
 """
 
 import hashlib
@@ -255,24 +256,31 @@ def decision_row(item: Decided, day: date) -> tuple[Any, ...]:
 
 
 def decision_envelope(
-    item: Decided, snapshot: str, day: date, now: datetime, correlation_id: str
+    items: Sequence[Decided], snapshot: str, day: date, now: datetime, correlation_id: str
 ) -> Envelope:
-    """The ``EligibilityDecided`` event, built as plain data: every part was validated already, and
-    the household is its stored snapshot (JSON text), written into the event as it is."""
-    facts, decision = item.facts, item.decision
+    """The ``EligibilityDecided`` event of one household's published decisions (``items``, one per
+    programme), built as plain data: every part was validated already, and the household is its
+    stored snapshot (JSON text), written into the event as it is."""
+    facts = items[0].facts
     household_id = str(facts.household.household_id)
-    pwyc = item.programme.conditions is not None
+    pwyc = any(item.programme.conditions is not None for item in items)
+    decisions = sorted((item.decision for item in items), key=lambda d: d.programme_code)
     data = {
         "household_id": household_id,
-        "programme_code": decision.programme_code,
-        "programme_version": decision.programme_version,
-        "eligible": decision.eligible,
-        "reasons": list(decision.reasons),
         "effective_on": day,
         "decided_at": now,
         "household": orjson.Fragment(snapshot),
         "enrolment": enrolment_data(facts.enrolment),
         "conditions": [c.model_dump(mode="json") for c in facts.conditions] if pwyc else [],
+        "decisions": [
+            {
+                "programme_code": d.programme_code,
+                "programme_version": d.programme_version,
+                "eligible": d.eligible,
+                "reasons": list(d.reasons),
+            }
+            for d in decisions
+        ],
     }
     return envelope_of(
         EligibilityDecided, data, source=SOURCE, subject=household_id, correlation_id=correlation_id
@@ -328,23 +336,25 @@ async def decide_batch(
     events = await decision_events(conn, published, day, publishing) if published else []
     if events:
         await outbox.enqueue_many(conn, events)
-    return Outcome(households=len(rows), written=changes.written, published=len(events))
+    return Outcome(households=len(rows), written=changes.written, published=len(published))
 
 
 async def decision_events(
     conn: asyncpg.Connection, published: Sequence[Decided], day: date, publishing: Publishing
 ) -> list[tuple[str, Envelope]]:
+    """One event per household, with its decisions published now."""
     assert publishing.topic is not None  # _publishable publishes nothing without a topic
-    snapshots = await store.snapshot_texts(conn, list({i.facts.household.household_id for i in published}))
+    by_household: dict[UUID, list[Decided]] = defaultdict(list)
+    for item in published:
+        by_household[item.facts.household.household_id].append(item)
+    snapshots = await store.snapshot_texts(conn, list(by_household))
     now = datetime.now(UTC)
     return [
         (
             publishing.topic,
-            decision_envelope(
-                item, snapshots[item.facts.household.household_id], day, now, publishing.correlation_id
-            ),
+            decision_envelope(items, snapshots[household_id], day, now, publishing.correlation_id),
         )
-        for item in published
+        for household_id, items in by_household.items()
     ]
 
 

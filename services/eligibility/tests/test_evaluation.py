@@ -24,7 +24,7 @@ from eligibility_factories import (
     projection_row,
 )
 from krousar_common.events import decode
-from krousar_common.events.eligibility import EligibilityDecided, Enrolment
+from krousar_common.events.eligibility import EligibilityDecided, Enrolment, ProgrammeDecision
 
 DAY = date(2026, 11, 23)
 LIVE = Publishing("eligibility.decisions.v1", "test")
@@ -68,26 +68,36 @@ def test_a_stored_enrolment_is_the_enrolment_a_decision_carries() -> None:
     assert stored.data() == ENROLLED.model_dump(mode="json")
 
 
-def test_the_event_built_from_plain_data_is_the_validated_decision() -> None:
+def test_the_event_built_from_plain_data_is_the_validated_decisions_of_the_household() -> None:
     snapshot = make_household(make_member(date_of_birth=date(1950, 1, 1)))
     facts = Facts(Household(projection_row(snapshot)), enrolment_of(ENROLLED.model_dump()))
-    decision = domain.decide(FAMILY, facts.household, facts.enrolment, DAY)
-    item = Decided(facts, FAMILY, decision, fingerprint(decision, facts, FAMILY))
+    items = [
+        Decided(facts, programme, decision, fingerprint(decision, facts, programme))
+        for programme in (FAMILY, COVID)
+        for decision in [domain.decide(programme, facts.household, facts.enrolment, DAY)]
+    ]
     now = datetime.now(UTC)
 
-    envelope = decision_envelope(item, snapshot.model_dump_json(), DAY, now, "test")
+    envelope = decision_envelope(items, snapshot.model_dump_json(), DAY, now, "test")
     decoded, event = decode(envelope.to_bytes())
 
     assert (decoded.subject, decoded.type) == (str(snapshot.household_id), "krousar.EligibilityDecided")
     assert event == EligibilityDecided(
         household_id=snapshot.household_id,
-        programme_code="FAMILY_PACKAGE",
-        programme_version=FAMILY.version,
-        eligible=True,
-        reasons=[],
         effective_on=DAY,
         decided_at=now,
         household=snapshot,
         enrolment=ENROLLED,
         conditions=[],
+        decisions=[  # in programme code order
+            ProgrammeDecision(
+                programme_code=item.decision.programme_code,
+                programme_version=item.decision.programme_version,
+                eligible=item.decision.eligible,
+                reasons=list(item.decision.reasons),
+            )
+            for item in sorted(items, key=lambda i: i.decision.programme_code)
+        ],
     )
+    assert [d.programme_code for d in event.decisions] == ["COVID19_CT", "FAMILY_PACKAGE"]
+    assert event.decisions[1].eligible

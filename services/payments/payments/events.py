@@ -31,7 +31,7 @@ async def on_decision(conn: asyncpg.Connection, envelope: Envelope, event: BaseM
 
 
 async def on_decisions(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
-    """``on_decision`` for a batch (an evaluation publishes a decision per household)."""
+    """``on_decision`` for a batch (an evaluation publishes an event per household)."""
     await store.upsert_decisions(
         conn,
         [

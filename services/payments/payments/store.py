@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 from krousar_common import db, household_facts
-from krousar_common.events.eligibility import EligibilityDecided
+from krousar_common.events.eligibility import EligibilityDecided, ProgrammeDecision
 from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.events.payments import PaymentStatusReported
 from krousar_common.programmes import ProgrammeVersion
@@ -114,18 +114,21 @@ def household_columns(snapshot: HouseholdSnapshot) -> dict[str, Any]:
 
 
 def decision_row(
-    decision: EligibilityDecided, household: dict[str, Any], enrolment: dict[str, Any] | None
+    event: EligibilityDecided,
+    decision: ProgrammeDecision,
+    household: dict[str, Any],
+    enrolment: dict[str, Any] | None,
 ) -> tuple[Any, ...]:
-    """The decisions row (``DECISION_COLUMNS``) of a decision, ``household`` its household's
-    columns (``household_columns``)."""
+    """The decisions row (``DECISION_COLUMNS``) of one programme's decision in ``event``,
+    ``household`` its household's columns (``household_columns``)."""
     values = {
         **household,
         "programme_code": decision.programme_code,
         "programme_version": decision.programme_version,
         "eligible": decision.eligible,
         "reasons": decision.reasons,
-        "effective_on": decision.effective_on,
-        "decided_at": decision.decided_at,
+        "effective_on": event.effective_on,
+        "decided_at": event.decided_at,
         "enrolment": enrolment,
     }
     return tuple(values[c] for c in DECISION_COLUMNS)
@@ -140,38 +143,42 @@ _UPSERT_DECISIONS = (
 
 
 async def upsert_decision(
-    conn: asyncpg.Connection, decision: EligibilityDecided, household: dict[str, Any]
+    conn: asyncpg.Connection, event: EligibilityDecided, household: dict[str, Any]
 ) -> None:
-    """Keep the latest decision: one decided earlier and delivered late never overwrites it.
-    ``household`` is the decision's snapshot as it came, kept once per household version."""
-    await upsert_decisions(conn, [(decision, household)])
+    """Keep each programme's latest decision: one decided earlier and delivered late never
+    overwrites it. ``household`` is the event's snapshot as it came, kept once per household
+    version."""
+    await upsert_decisions(conn, [(event, household)])
 
 
 async def upsert_decisions(
-    conn: asyncpg.Connection, decisions: Sequence[tuple[EligibilityDecided, dict[str, Any]]]
+    conn: asyncpg.Connection, events: Sequence[tuple[EligibilityDecided, dict[str, Any]]]
 ) -> None:
     """``upsert_decision`` for a batch in offset order: the batch's latest decision of each
     programme and household (a later one decided at the same time wins, as one by one), COPied and
     upserted at once, and each household version not kept before."""
-    latest: dict[tuple[str, UUID], EligibilityDecided] = {}
+    latest: dict[tuple[str, UUID], tuple[EligibilityDecided, ProgrammeDecision]] = {}
     households: dict[tuple[UUID, int], dict[str, Any]] = {}
-    for decision, household in decisions:
-        key = (decision.programme_code, decision.household_id)
-        kept = latest.get(key)
-        if kept is None or kept.decided_at <= decision.decided_at:
-            latest[key] = decision
-        households.setdefault((decision.household_id, decision.household.version), household)
+    for event, household in events:
+        for decision in event.decisions:
+            key = (decision.programme_code, event.household_id)
+            kept = latest.get(key)
+            if kept is None or kept[0].decided_at <= event.decided_at:
+                latest[key] = (event, decision)
+        households.setdefault((event.household_id, event.household.version), household)
     if not latest:
         return
     await _keep_households(conn, households)
     columns: dict[tuple[UUID, int], dict[str, Any]] = {}
+    enrolments: dict[int, dict[str, Any] | None] = {}  # by event (its id)
     rows = []
-    for d in latest.values():
-        key = (d.household_id, d.household.version)
+    for event, decision in latest.values():
+        key = (event.household_id, event.household.version)
         if key not in columns:
-            columns[key] = household_columns(d.household)
-        enrolment = d.enrolment.model_dump(mode="json") if d.enrolment else None
-        rows.append(decision_row(d, columns[key], enrolment))
+            columns[key] = household_columns(event.household)
+        if id(event) not in enrolments:
+            enrolments[id(event)] = event.enrolment.model_dump(mode="json") if event.enrolment else None
+        rows.append(decision_row(event, decision, columns[key], enrolments[id(event)]))
     staging = await db.copy_to_staging(conn, "decisions", DECISION_COLUMNS, rows)
     await conn.execute(_UPSERT_DECISIONS.format(columns=", ".join(DECISION_COLUMNS), staging=staging))
 

@@ -97,7 +97,7 @@ for _model in (
 ):
     register(_model, topics.HOUSEHOLDS)
 register(prog.ProgrammeVersionPublished, topics.TOPUPS)
-register(el.EligibilityDecided, topics.DECISIONS)
+register(el.EligibilityDecided, topics.DECISIONS, schema_version=2)
 register(pay.PaymentInstructed, topics.INSTRUCTIONS)
 register(pay.PaymentStatusReported, topics.STATUSES)
 register(pay.RunStateChanged, topics.RUNS)
