@@ -3,7 +3,7 @@ SHELL := /bin/bash
 STACK := deploy/local/stack.sh
 PY := .venv/bin/python
 
-.PHONY: up down clean infra install test test-unit lint format bench bench-import bench-api bench-payments bench-eligibility bench-national schemas
+.PHONY: up down clean infra install test test-unit lint format bench bench-import bench-api bench-payments bench-eligibility bench-national bench-inbox schemas
 
 up:            ## install what is missing, start the stack and every service, print the URLs
 	@$(STACK) up
@@ -57,3 +57,6 @@ bench-eligibility: infra  ## full re-evaluation of 700,000 households, and regis
 
 bench-national: infra  ## the national caseload (705,487 households) from import to a reconciled run, beside the floor
 	@.venv/bin/python -m bench.bench_national --households 705487
+
+bench-inbox: infra  ## 2,000,000 inbox claims with random against time-ordered event ids
+	@.venv/bin/python -m bench.bench_inbox --events 2000000

@@ -22,8 +22,8 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     # Time-ordered (version 7): each consumer's inbox gets the ids of a batch at the end of its
-    # primary key instead of at random places in it. 2 million inbox rows: 29 s instead of 49,
-    # an index of 118 MB instead of 155.
+    # primary key instead of at random places in it (`make bench-inbox`: 2 million claims in
+    # 31 s instead of 49, a key of 113 MiB instead of 147).
     id: UUID = Field(default_factory=uuid7)
     source: str
     type: str
