@@ -166,9 +166,10 @@ async def drained(stack: TestStack) -> bool:
 
 
 async def all_published(conn: asyncpg.Connection) -> bool:
-    """Every event of payments published: the outbox is empty and every instructed line published."""
+    """Every event of payments published: the outbox is empty (read on its id index, not by a scan
+    of the rows the relay deleted) and every instructed line published."""
     return await conn.fetchval(
-        "SELECT NOT EXISTS (SELECT FROM outbox) AND NOT EXISTS (SELECT FROM runs"
+        "SELECT (SELECT id FROM outbox ORDER BY id LIMIT 1) IS NULL AND NOT EXISTS (SELECT FROM runs"
         " WHERE instructed_through IS DISTINCT FROM published_through)"
     )
 
