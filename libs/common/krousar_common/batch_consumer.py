@@ -1,12 +1,12 @@
 """Consumers whose handler takes a whole batch of events, for topics that carry a national run.
 
-``ConsumerRunner`` claims a partition's batch in the inbox with one statement and hands the events
-not applied before to the handler one by one, in one transaction. For the 700,000 instructions of
-a payment run and the statuses that come back, a ``BatchConsumerRunner`` hands them to a batch
-handler at once, which writes them with a statement or two. Exactly the same effect: when the
-batch handler refuses an event, the batch is rolled back and applied again one event at a time by
-the spec's own handler, which dead-letters that event alone; a transient failure (PostgreSQL
-restarting) is retried with the whole batch.
+``ConsumerRunner`` claims a poll's batch (the records of every partition assigned) in the inbox
+with one statement and hands the events not applied before to the handler one by one, in one
+transaction. For the 700,000 instructions of a payment run and the statuses that come back, a
+``BatchConsumerRunner`` hands them to a batch handler at once, which writes them with a statement
+or two. Exactly the same effect: when the batch handler refuses an event, the batch is rolled back
+and applied again one event at a time by the spec's own handler, which dead-letters that event
+alone; a transient failure (PostgreSQL restarting) is retried with the whole batch.
 """
 
 from collections.abc import Awaitable, Callable, Sequence

@@ -141,6 +141,10 @@ class ConsumerSpec:
     handler: Handler
 
 
+# What one fetch brings of a partition, at most: a batch of 5,000 events of up to 3 kB (a fetch
+# of every partition is bounded by fetch_max_bytes, 50 MiB).
+PARTITION_FETCH_BYTES = 16 * 1024 * 1024
+
 # Runners of one group in one process split its partitions: the lag gauge of their (service,
 # topic) shows the sum of their lags, each runner's kept here under its id.
 _LAGS: dict[tuple[str, str], dict[int, int]] = {}
@@ -176,6 +180,8 @@ class ConsumerRunner:
             # The broker's minimum: a consumer killed with -9 is replaced within seconds.
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,
+            # A partition's fetch holds a batch: at the default 1 MiB, 370 decisions of 2.8 kB.
+            max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
         )
 
     def stop(self) -> None:
@@ -190,8 +196,8 @@ class ConsumerRunner:
         try:
             while not self._stopping.is_set():
                 batches = await self._poll()
-                for tp, records in batches.items():
-                    await self._process_with_retry(tp, records)
+                if batches:
+                    await self._process_with_retry(batches)
         finally:
             reporting.cancel()
             _LAGS.get((self.service, self.spec.topic), {}).pop(id(self), None)
@@ -222,11 +228,11 @@ class ConsumerRunner:
         lags[id(self)] = lag
         metrics.CONSUMER_LAG.labels(self.service, self.spec.topic).set(sum(lags.values()))
 
-    async def _process_with_retry(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _process_with_retry(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         delay = 0.5
         while True:
             try:
-                await self._process(tp, records)
+                await self._process(batches)
                 return
             except Exception as exc:
                 # Anything that is not a poison message (those were dead-lettered inside the
@@ -237,22 +243,26 @@ class ConsumerRunner:
                     "consumer.transient_error",
                     error=describe_error(exc)[:500],
                     retry_in=delay,
-                    partition=tp.partition,
+                    partitions=sorted(tp.partition for tp in batches),
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """What one poll brought, from every partition assigned, in one transaction: with the 12
+        partitions of a topic, a batch a partition would be a twelfth of the size. Each
+        partition's records stay in their order; partitions are independent of each other."""
+        records = [record for partition_records in batches.values() for record in partition_records]
         try:
             consumed, poison = await self._apply_batch(records)
         except PoisonInBatch as exc:
             # An event the handler refuses undid the whole batch: again, one savepoint each, so
             # that it alone goes to the DLQ.
-            log.info("consumer.batch_has_poison", reason=type(exc.__cause__).__name__, partition=tp.partition)
+            log.info("consumer.batch_has_poison", reason=type(exc.__cause__).__name__)
             consumed, poison = await self._apply_one_by_one(records)
         for record, reason in poison:
             await self._dead_letter(record, reason)
-        await self.consumer.commit({tp: records[-1].offset + 1})
+        await self.consumer.commit({tp: batch[-1].offset + 1 for tp, batch in batches.items()})
         for (event_type, outcome), count in consumed.items():
             metrics.EVENTS_CONSUMED.labels(self.service, self.spec.topic, event_type, outcome).inc(count)
 
