@@ -118,3 +118,14 @@ async def test_only_a_payment_another_programme_excludes_on_decides_its_househol
     assert await queued(conn) == {early_household}
     instructions = await conn.fetchval("SELECT count(*) FROM payment_instructions")
     assert instructions == 3
+
+
+async def test_no_one_is_decided_again_when_no_programme_excludes_on_payments(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute("DELETE FROM programmes")
+    async with conn.transaction():
+        await events.on_payment_statuses(conn, [reported(uuid4(), uuid4(), "PAID", 0)])  # instruction unseen
+        await events.on_payment_instructions(conn, [instructed(uuid4(), uuid4(), "FLOOD_2022")])
+    assert await queued(conn) == set()
+    assert await conn.fetchval("SELECT count(*) FROM payment_statuses") == 1

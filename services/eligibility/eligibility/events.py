@@ -5,7 +5,6 @@ evaluation run for a programme): the deciding itself is batched (``evaluation.py
 """
 
 from collections.abc import Sequence
-from uuid import UUID
 
 import asyncpg
 from krousar_common import batch_consumer, topics
@@ -65,10 +64,12 @@ async def on_payment_instructions(conn: asyncpg.Connection, events: Sequence[Eve
     if not instructions:
         return
     await store.insert_instructions(conn, instructions)
-    paid = await store.paid_among(conn, [i.payment_id for i in instructions])
-    await _decide_again_if_excluding(
-        conn, [(i.household_id, i.programme_code) for i in instructions if i.payment_id in paid]
-    )
+    excluded_on = await store.programmes_excluded_on(conn)
+    excluding = [i for i in instructions if i.programme_code in excluded_on]
+    if not excluding:
+        return
+    paid = await store.paid_among(conn, [i.payment_id for i in excluding])
+    await store.queue_households(conn, [i.household_id for i in excluding if i.payment_id in paid])
 
 
 async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
@@ -76,28 +77,22 @@ async def on_payment_status(conn: asyncpg.Connection, envelope: Envelope, event:
 
 
 async def on_payment_statuses(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """The PSP's statuses, in batches; a household paid by a programme that others exclude on is
-    decided again."""
+    """The PSP's statuses, in batches. Only a payment by a programme that another excludes on
+    changes a decision: its household is decided again, and a national run of a programme no one
+    excludes on decides no one again."""
     statuses = [event for _, event in events if isinstance(event, PaymentStatusReported)]
     if not statuses:
         return
     await store.upsert_statuses(conn, statuses)
     paid = [s for s in statuses if s.status is PaymentStatus.PAID]
-    if not paid:
+    excluded_on = await store.programmes_excluded_on(conn) if paid else set()
+    if not excluded_on:
         return
     codes = await store.instruction_programmes(conn, [s.payment_id for s in paid])
-    # A payment not seen yet (or not committed yet): its household is decided again to be safe.
-    await store.queue_households(conn, [s.household_id for s in paid if s.payment_id not in codes])
-    await _decide_again_if_excluding(
-        conn, [(s.household_id, codes[s.payment_id]) for s in paid if s.payment_id in codes]
-    )
-
-
-async def _decide_again_if_excluding(conn: asyncpg.Connection, paid: Sequence[tuple[UUID, str]]) -> None:
-    """Queue the households paid (household id, programme code) by a programme another excludes
-    on: only those payments change a decision, so a national run does not re-decide the country."""
-    excluding = {code for code in {code for _, code in paid} if await store.is_excluded_by_any(conn, code)}
-    await store.queue_households(conn, [household_id for household_id, code in paid if code in excluding])
+    # A payment not seen yet (or not committed yet: its instruction's transaction may not see this
+    # status either) could be by any programme: its household is decided again to be safe.
+    unseen_or_excluding = [s for s in paid if s.payment_id not in codes or codes[s.payment_id] in excluded_on]
+    await store.queue_households(conn, [s.household_id for s in unseen_or_excluding])
 
 
 def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:

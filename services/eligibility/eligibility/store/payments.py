@@ -63,13 +63,13 @@ async def paid_among(conn: asyncpg.Connection, payment_ids: Sequence[UUID]) -> s
     return {r["payment_id"] for r in rows}
 
 
-async def is_excluded_by_any(conn: asyncpg.Connection, programme_code: str) -> bool:
-    """Whether some programme excludes households paid by ``programme_code``."""
-    return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM programmes WHERE definition->'target'->'exclusions'"
-        " @> jsonb_build_array(jsonb_build_object('programme_code', $1::text)))",
-        programme_code,
+async def programmes_excluded_on(conn: asyncpg.Connection) -> set[str]:
+    """The programmes whose paid households some programme excludes."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT exclusion->>'programme_code' AS code FROM programmes,"
+        " jsonb_array_elements(coalesce(definition->'target'->'exclusions', '[]')) AS exclusion"
     )
+    return {r["code"] for r in rows}
 
 
 async def paid_keys(
