@@ -36,7 +36,7 @@ class Settings(ServiceSettings):
     # How often unfinished work (a calculation or instruction cut short by a restart) is resumed,
     # and how often instructed runs are checked for reconciliation.
     resume_interval_seconds: float = 5.0
-    reconcile_interval_seconds: float = 2.0
+    reconcile_interval_seconds: float = 1.0
     # Lines the PSP has not reported on when a run's claim window has closed become UNCLAIMED, this
     # long after the window (the PSP's last reports may still be on their way); checked this often.
     unclaimed_grace_hours: float = 72.0

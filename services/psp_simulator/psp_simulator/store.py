@@ -77,7 +77,7 @@ WITH due AS (
     UPDATE settlements s SET reported_at = $1 WHERE s.payment_id = ANY(ARRAY(SELECT payment_id FROM due))
     RETURNING s.payment_id, s.run_id, s.household_id, s.status, s.reason, s.report_twice, s.due_at
 ), copies AS MATERIALIZED (
-    SELECT reported.*, copy, gen_random_uuid() AS event_id
+    SELECT reported.*, copy, uuid7() AS event_id
     FROM reported, generate_series(1, CASE WHEN report_twice THEN 2 ELSE 1 END) AS copy
 ), outboxed AS (
     INSERT INTO outbox (event_id, topic, key, event_type, payload)
