@@ -240,11 +240,20 @@ class Instance:
 def instances(service: str, stack: TestStack) -> tuple[Instance, Instance]:
     """The service under test, and its clean twin (a database and consumer groups of its own)."""
     batch = {f"{service.upper()}_CONSUMER_BATCH_SIZE": BATCH}
-    under_test = Instance(ServiceProcess(service, stack, **batch), stack.database(service), stack.group(""))
+    # Payments under test makes every batch of decisions ready in its worker processes (a national
+    # evaluation's path), its twin in the service process: the same state, killed or not.
+    offloaded = {"PAYMENTS_DECISION_WORKERS_FROM": "1"} if service == "payments" else {}
+    under_test = Instance(
+        ServiceProcess(service, stack, **batch, **offloaded), stack.database(service), stack.group("")
+    )
     suffix = f".clean{stack.group('')}"
     database = f"{service}_clean_t{stack.run_id}"  # dropped with the stack's databases
     twin = ServiceProcess(
-        service, stack, **batch, **{f"{service.upper()}_DATABASE": database}, KROUSAR_GROUP_SUFFIX=suffix
+        service,
+        stack,
+        **batch,
+        **{f"{service.upper()}_DATABASE": database, "PAYMENTS_DECISION_WORKERS_FROM": "0"},
+        KROUSAR_GROUP_SUFFIX=suffix,
     )
     twin.log_path = twin.log_path.with_name(f"test-{stack.run_id}-{service}-clean.log")
     return under_test, Instance(twin, database, suffix)

@@ -4,6 +4,7 @@ Migrations are ``NNNN_name.sql`` files applied in order, each in its own transac
 Every service applies the common ones (outbox, inbox) and then its own folder.
 """
 
+import io
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -97,14 +98,18 @@ async def migrate(server_url: str, database: str, *folders: Path) -> list[str]:
 
 
 async def copy_to_staging(
-    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]] | bytes
 ) -> str:
-    """COPY ``rows`` into ``<table>_in``, a temporary table shaped like ``table`` and emptied when
-    the transaction ends, and return its name: one upsert from it (INSERT … SELECT … ON CONFLICT)
-    writes a batch for a fraction of a statement per row."""
+    """COPY ``rows`` (or rows already in binary COPY format: ``copy_binary``) into ``<table>_in``,
+    a temporary table shaped like ``table`` and emptied when the transaction ends, and return its
+    name: one upsert from it (INSERT … SELECT … ON CONFLICT) writes a batch for a fraction of a
+    statement per row."""
     staging = f"{table}_in"
     await conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    await conn.copy_records_to_table(staging, records=rows, columns=list(columns))
+    if isinstance(rows, bytes):
+        await conn.copy_to_table(staging, source=io.BytesIO(rows), columns=list(columns), format="binary")
+    else:
+        await conn.copy_records_to_table(staging, records=rows, columns=list(columns))
     return staging

@@ -131,4 +131,4 @@ def batch_specs(settings: ServiceSettings) -> list[BatchConsumerSpec]:
 
 async def start_consumers(runtime: Runtime) -> None:
     for spec in batch_specs(runtime.settings):
-        batch_consumer.start(runtime, spec)
+        await batch_consumer.start(runtime, spec)

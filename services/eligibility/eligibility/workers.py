@@ -9,16 +9,14 @@ wait for each other; the decider and the consumers keep running in the service p
 """
 
 import asyncio
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
 import asyncpg
 import uvloop
-from krousar_common import collector, db
+from krousar_common import db, worker_processes
 
 from eligibility import evaluation, store
 
@@ -56,9 +54,7 @@ async def evaluate_in_workers(
     ranges = zip([evaluation.NOWHERE, *bounds], [*bounds, None], strict=True)
     shares = [Share(database_url, wanted, day, publishing, batch_size, run_ids, a, u) for a, u in ranges]
     loop = asyncio.get_running_loop()
-    # spawn, not fork: the service process has an event loop, client connections and threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as executor:
+    with worker_processes.pool(len(shares)) as executor:
         done = await asyncio.gather(
             *(loop.run_in_executor(executor, evaluate_share, share) for share in shares),
             return_exceptions=True,
@@ -77,7 +73,6 @@ def evaluate_share(share: Share) -> evaluation.Outcome:
 
 
 async def _evaluate_share(share: Share) -> evaluation.Outcome:
-    collector.settle(collector.WORKER_THRESHOLDS)  # this process only decides
     pool = await db.create_pool(share.database_url, min_size=1, max_size=1)
     try:
         outcome = await evaluation.evaluate_all(

@@ -25,6 +25,9 @@ class Settings(ServiceSettings):
     # was done early and the other went on alone (national run: 88.3 s after the evaluation
     # with two, 69.5 s with three).
     decision_consumer_runners: int = 3
+    # Each runner decodes its batches of this many decisions or more in a worker process of its own
+    # (``batch_consumer.Offload``): the service process only claims and writes them. 0: never.
+    decision_workers_from: int = 100
     # PSP statuses applied per transaction (one UPDATE of the lines a batch).
     status_batch_size: int = 5000
     # A batch of statuses waits up to this long while a run's instructions are still being made or

@@ -7,9 +7,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 import structlog
-from krousar_common import batch_consumer, topics
-from krousar_common.batch_consumer import BatchConsumerSpec
+from krousar_common import batch_consumer, copy_binary, topics
+from krousar_common.batch_consumer import BatchConsumerSpec, Offload
 from krousar_common.events import Envelope, InvalidEvent
 from krousar_common.events.eligibility import EligibilityDecided
 from krousar_common.events.payments import PaymentStatusReported
@@ -40,6 +41,27 @@ async def on_decisions(conn: asyncpg.Connection, events: Sequence[tuple[Envelope
             if isinstance(event, EligibilityDecided)
         ],
     )
+
+
+def decision_batch(events: Sequence[tuple[Envelope, Any]]) -> tuple[dict[tuple[UUID, int], bytes], bytes]:
+    """``on_decisions``' work in a worker process (``Offload``): each household version's snapshot
+    as JSON and the decision rows in binary COPY format, for ``write_decision_batch``."""
+    batch = store.plan_decisions(
+        [
+            (event, envelope.data["household"])
+            for envelope, event in events
+            if isinstance(event, EligibilityDecided)
+        ]
+    )
+    snapshots = {key: orjson.dumps(household) for key, household in batch.households.items()}
+    return snapshots, copy_binary.encode(batch.rows, store.DECISION_TYPES)
+
+
+async def write_decision_batch(
+    conn: asyncpg.Connection, batch: tuple[dict[tuple[UUID, int], bytes], bytes]
+) -> None:
+    snapshots, rows = batch
+    await store.write_decisions(conn, {key: orjson.Fragment(json) for key, json in snapshots.items()}, rows)
 
 
 async def on_programme(conn: asyncpg.Connection, envelope: Envelope, event: BaseModel) -> None:
@@ -114,8 +136,13 @@ def decisions_spec(settings: Settings) -> BatchConsumerSpec:
     spec = ConsumerSpec(
         settings.topic(topics.DECISIONS.name), settings.group("payments.decisions"), on_decision
     )
+    offload = Offload(decision_batch, write_decision_batch, settings.decision_workers_from)
     return BatchConsumerSpec(
-        spec, on_decisions, settings.consumer_batch_size, runners=settings.decision_consumer_runners
+        spec,
+        on_decisions,
+        settings.consumer_batch_size,
+        runners=settings.decision_consumer_runners,
+        offload=offload if settings.decision_workers_from else None,
     )
 
 
@@ -125,5 +152,5 @@ def statuses_spec(settings: Settings) -> BatchConsumerSpec:
 
 
 async def start_consumers(runtime: Runtime) -> None:
-    batch_consumer.start(runtime, decisions_spec(runtime.settings))  # type: ignore[arg-type]
-    batch_consumer.start(runtime, statuses_spec(runtime.settings))  # type: ignore[arg-type]
+    await batch_consumer.start(runtime, decisions_spec(runtime.settings))  # type: ignore[arg-type]
+    await batch_consumer.start(runtime, statuses_spec(runtime.settings))  # type: ignore[arg-type]

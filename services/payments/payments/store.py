@@ -1,12 +1,13 @@
 """SQL of the payments service: one function per query, the connection first, never a commit."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from krousar_common import db, household_facts
+from krousar_common import copy_binary, db, household_facts
 from krousar_common.events.eligibility import EligibilityDecided, ProgrammeDecision
 from krousar_common.events.households import HouseholdSnapshot
 from krousar_common.events.payments import PaymentStatusReported
@@ -98,6 +99,30 @@ DECISION_COLUMNS = [
 ]
 
 
+_code = copy_binary.shared(copy_binary.nullable(copy_binary.text))
+_text = copy_binary.nullable(copy_binary.text)
+_day = copy_binary.nullable(copy_binary.day)
+# DECISION_COLUMNS in PostgreSQL's binary COPY format, in their order.
+DECISION_TYPES: tuple[copy_binary.Encoder, ...] = (
+    _code,  # programme_code
+    copy_binary.uuid,  # household_id
+    copy_binary.int4,  # programme_version
+    copy_binary.boolean,  # eligible
+    copy_binary.text_array,  # reasons
+    copy_binary.day,  # effective_on
+    copy_binary.timestamptz,  # decided_at
+    copy_binary.int4,  # household_version
+    *(_code,) * 6,  # status, village, commune, district, province, poverty level
+    copy_binary.boolean,  # female_headed
+    _code,  # card_status
+    _day,  # card_issued_on
+    _day,  # card_valid_until
+    _text,  # card_number
+    _text,  # head_name
+    copy_binary.json,  # facts
+    copy_binary.nullable(copy_binary.jsonb),  # enrolment
+)
+
 DECIDED_HOUSEHOLD_COLUMNS = ["household_id", "version", "snapshot"]
 
 
@@ -151,14 +176,21 @@ async def upsert_decision(
     await upsert_decisions(conn, [(event, household)])
 
 
-async def upsert_decisions(
-    conn: asyncpg.Connection, events: Sequence[tuple[EligibilityDecided, dict[str, Any]]]
-) -> None:
-    """``upsert_decision`` for a batch in offset order: the batch's latest decision of each
-    programme and household (a later one decided at the same time wins, as one by one), COPied and
-    upserted at once, and each household version not kept before."""
+@dataclass
+class DecisionBatch:
+    """What a batch of decision events changes: each household version it names (its snapshot as
+    the event carried it) and the rows (``DECISION_COLUMNS``) of the latest decisions."""
+
+    households: dict[tuple[UUID, int], Any]
+    rows: list[tuple[Any, ...]]
+
+
+def plan_decisions(events: Sequence[tuple[EligibilityDecided, Any]]) -> DecisionBatch:
+    """The batch (in offset order) as ``upsert_decisions`` writes it: the latest decision of each
+    programme and household (a later one decided at the same time wins, as one by one). No I/O:
+    worker processes run it too (``events.decision_batch``)."""
     latest: dict[tuple[str, UUID], tuple[EligibilityDecided, ProgrammeDecision]] = {}
-    households: dict[tuple[UUID, int], dict[str, Any]] = {}
+    households: dict[tuple[UUID, int], Any] = {}
     for event, household in events:
         for decision in event.decisions:
             key = (decision.programme_code, event.household_id)
@@ -166,9 +198,6 @@ async def upsert_decisions(
             if kept is None or kept[0].decided_at <= event.decided_at:
                 latest[key] = (event, decision)
         households.setdefault((event.household_id, event.household.version), household)
-    if not latest:
-        return
-    await _keep_households(conn, households)
     columns: dict[tuple[UUID, int], dict[str, Any]] = {}
     enrolments: dict[int, dict[str, Any] | None] = {}  # by event (its id)
     rows = []
@@ -179,13 +208,31 @@ async def upsert_decisions(
         if id(event) not in enrolments:
             enrolments[id(event)] = event.enrolment.model_dump(mode="json") if event.enrolment else None
         rows.append(decision_row(event, decision, columns[key], enrolments[id(event)]))
+    return DecisionBatch(households, rows)
+
+
+async def upsert_decisions(
+    conn: asyncpg.Connection, events: Sequence[tuple[EligibilityDecided, dict[str, Any]]]
+) -> None:
+    """``upsert_decision`` for a batch in offset order: its latest decisions COPied and upserted at
+    once, and each household version not kept before."""
+    batch = plan_decisions(events)
+    await write_decisions(conn, batch.households, batch.rows)
+
+
+async def write_decisions(
+    conn: asyncpg.Connection, households: dict[tuple[UUID, int], Any], rows: list[tuple[Any, ...]] | bytes
+) -> None:
+    """Keep the household versions not kept before, and upsert the decision rows (or the same in
+    binary COPY format, ``DECISION_TYPES``): a decision made earlier never overwrites a later one."""
+    if not rows:
+        return
+    await _keep_households(conn, households)
     staging = await db.copy_to_staging(conn, "decisions", DECISION_COLUMNS, rows)
     await conn.execute(_UPSERT_DECISIONS.format(columns=", ".join(DECISION_COLUMNS), staging=staging))
 
 
-async def _keep_households(
-    conn: asyncpg.Connection, households: dict[tuple[UUID, int], dict[str, Any]]
-) -> None:
+async def _keep_households(conn: asyncpg.Connection, households: dict[tuple[UUID, int], Any]) -> None:
     """Keep each household version (id, version) → snapshot not kept before. Most are, when an
     evaluation decides unchanged households again: those are looked up by key and not copied (a
     national evaluation would otherwise COPY 700,000 snapshots of 2 kB only to find each kept)."""

@@ -12,17 +12,15 @@ cost as much to pickle as to calculate).
 
 import asyncio
 import io
-import multiprocessing
-import struct
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import uvloop
-from krousar_common import collector, db
+from krousar_common import copy_binary, db, worker_processes
 from krousar_common.benefits import Calculator
 from krousar_common.programmes import ProgrammeVersion
 
@@ -71,9 +69,7 @@ async def calculate_pages(
         Page(database_url, definition, run, part, after, until)
         for part, after, until in zip(history.split(bounds), [None, *bounds], [*bounds, None], strict=True)
     ]
-    # spawn, not fork: the service process has an event loop, client connections and threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+    with worker_processes.pool(workers) as executor:
         try:
             return await _run_pages(conn, executor, pages, workers * 2, on_page)
         except BaseException:
@@ -122,7 +118,6 @@ _worker: dict[str, Any] = {}
 def assess_page(page: Page) -> PageDone:
     """In a worker process: read and assess one page (on uvloop: asyncpg reads rows faster)."""
     if "loop" not in _worker:
-        collector.settle(collector.WORKER_THRESHOLDS)  # this process only calculates
         _worker["loop"] = uvloop.new_event_loop()
     return _worker["loop"].run_until_complete(_assess_page(page))
 
@@ -144,87 +139,32 @@ async def _assess_page(page: Page) -> PageDone:
     batch = assessment.assess_batch(calculator, page.run, page.history, rows, totals)
     return PageDone(
         len(rows),
-        encode(batch.lines, LINE_TYPES),
+        copy_binary.encode(batch.lines, LINE_TYPES),
         batch.arithmetic_rows(page.run.run_id),
-        encode(batch.left_out, LEFT_OUT_TYPES),
+        copy_binary.encode(batch.left_out, LEFT_OUT_TYPES),
         totals,
     )
 
 
-# --- PostgreSQL's binary COPY format ---------------------------------------------------------------
+# --- the columns of store.LINE_COLUMNS and store.LEFT_OUT_COLUMNS, in their order -----------------
 
-_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # signature, flags, extension
-_TRAILER = b"\xff\xff"
-_NULL = b"\xff\xff\xff\xff"
-_int32 = struct.Struct(">i").pack
-
-
-def _uuid(value: Any) -> bytes:
-    return b"\x00\x00\x00\x10" + value.bytes
-
-
-def _text(value: str | None) -> bytes:
-    if value is None:
-        return _NULL
-    data = value.encode()
-    return _int32(len(data)) + data
-
-
-def _int4(value: int) -> bytes:
-    return b"\x00\x00\x00\x04" + _int32(value)
-
-
-def _int8(value: int) -> bytes:
-    return b"\x00\x00\x00\x08" + value.to_bytes(8, "big", signed=True)
-
-
-Encoder = Callable[[Any], bytes]
-
-
-def _shared(encoder: Encoder) -> Encoder:
-    """``encoder`` remembering what it made, for a column of few distinct values (codes, the
-    arithmetic of a line): a country has some thousands of them, a run hundreds of thousands of
-    lines."""
-    made: dict[Any, bytes] = {}
-
-    def encode_shared(value: Any) -> bytes:
-        data = made.get(value)
-        if data is None:
-            data = made[value] = encoder(value)
-        return data
-
-    return encode_shared
-
-
-_code = _shared(_text)
-# The columns of store.LINE_COLUMNS and store.LEFT_OUT_COLUMNS, in their order.
-LINE_TYPES: tuple[Encoder, ...] = (
+_code = copy_binary.shared(copy_binary.nullable(copy_binary.text))
+_text = copy_binary.nullable(copy_binary.text)
+_uuid = copy_binary.uuid
+LINE_TYPES: tuple[copy_binary.Encoder, ...] = (
     _uuid,  # payment_id
-    _shared(_uuid),  # run_id
+    copy_binary.shared(_uuid),  # run_id
     _code,  # programme_code
     _code,  # period
     _uuid,  # household_id
     _code,  # component
-    _int4,  # attempt
-    _int8,  # amount_riel
-    _shared(_uuid),  # arithmetic_id
+    copy_binary.int4,  # attempt
+    copy_binary.int8,  # amount_riel
+    copy_binary.shared(_uuid),  # arithmetic_id
     *(_code,) * 5,  # province, commune, village, location category, poverty level
     _text,  # payee_name
     _code,  # channel
     _text,  # account
     _code,  # status
 )
-LEFT_OUT_TYPES: tuple[Encoder, ...] = (_shared(_uuid), _uuid, _code, _text)
-
-
-def encode(rows: Sequence[Sequence[Any]], types: Sequence[Encoder]) -> bytes:
-    """Rows as COPY ... FROM STDIN (FORMAT binary) takes them; b"" for no row."""
-    if not rows:
-        return b""
-    count = struct.pack(">h", len(types))
-    parts = [_HEADER]
-    for row in rows:
-        parts.append(count)
-        parts += [encoder(value) for encoder, value in zip(types, row, strict=True)]
-    parts.append(_TRAILER)
-    return b"".join(parts)
+LEFT_OUT_TYPES: tuple[copy_binary.Encoder, ...] = (copy_binary.shared(_uuid), _uuid, _code, _text)

@@ -98,4 +98,4 @@ def consumers(settings: ServiceSettings) -> list[ConsumerSpec]:
 
 
 async def start_consumers(runtime: Runtime) -> None:
-    batch_consumer.start(runtime, instructions_spec(runtime.settings))  # type: ignore[arg-type]
+    await batch_consumer.start(runtime, instructions_spec(runtime.settings))  # type: ignore[arg-type]
