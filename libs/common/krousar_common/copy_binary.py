@@ -105,6 +105,11 @@ def shared(encoder: Encoder) -> Encoder:
     return encode_shared
 
 
+# A text column of few distinct values (codes), and one of any text, each NULL for None.
+code = shared(nullable(text))
+optional_text = nullable(text)
+
+
 def encode(rows: Sequence[Sequence[Any]], types: Sequence[Encoder]) -> bytes:
     """Rows as COPY ... FROM STDIN (FORMAT binary) takes them; b"" for no row."""
     if not rows:

@@ -33,26 +33,22 @@ async def on_decision(conn: asyncpg.Connection, envelope: Envelope, event: BaseM
 
 async def on_decisions(conn: asyncpg.Connection, events: Sequence[tuple[Envelope, Any]]) -> None:
     """``on_decision`` for a batch (an evaluation publishes an event per household)."""
-    await store.upsert_decisions(
-        conn,
-        [
-            (event, envelope.data["household"])
-            for envelope, event in events
-            if isinstance(event, EligibilityDecided)
-        ],
-    )
+    await store.upsert_decisions(conn, _decided(events))
+
+
+def _decided(events: Sequence[tuple[Envelope, Any]]) -> list[tuple[EligibilityDecided, dict[str, Any]]]:
+    """The batch's decisions, each with its household's snapshot as the event carried it."""
+    return [
+        (event, envelope.data["household"])
+        for envelope, event in events
+        if isinstance(event, EligibilityDecided)
+    ]
 
 
 def decision_batch(events: Sequence[tuple[Envelope, Any]]) -> tuple[dict[tuple[UUID, int], bytes], bytes]:
     """``on_decisions``' work in a worker process (``Offload``): each household version's snapshot
     as JSON and the decision rows in binary COPY format, for ``write_decision_batch``."""
-    batch = store.plan_decisions(
-        [
-            (event, envelope.data["household"])
-            for envelope, event in events
-            if isinstance(event, EligibilityDecided)
-        ]
-    )
+    batch = store.plan_decisions(_decided(events))
     snapshots = {key: orjson.dumps(household) for key, household in batch.households.items()}
     return snapshots, copy_binary.encode(batch.rows, store.DECISION_TYPES)
 

@@ -99,9 +99,7 @@ DECISION_COLUMNS = [
 ]
 
 
-_code = copy_binary.shared(copy_binary.nullable(copy_binary.text))
-_text = copy_binary.nullable(copy_binary.text)
-_day = copy_binary.nullable(copy_binary.day)
+_code, _text, _day = copy_binary.code, copy_binary.optional_text, copy_binary.nullable(copy_binary.day)
 # DECISION_COLUMNS in PostgreSQL's binary COPY format, in their order.
 DECISION_TYPES: tuple[copy_binary.Encoder, ...] = (
     _code,  # programme_code

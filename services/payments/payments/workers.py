@@ -148,9 +148,7 @@ async def _assess_page(page: Page) -> PageDone:
 
 # --- the columns of store.LINE_COLUMNS and store.LEFT_OUT_COLUMNS, in their order -----------------
 
-_code = copy_binary.shared(copy_binary.nullable(copy_binary.text))
-_text = copy_binary.nullable(copy_binary.text)
-_uuid = copy_binary.uuid
+_code, _text, _uuid = copy_binary.code, copy_binary.optional_text, copy_binary.uuid
 LINE_TYPES: tuple[copy_binary.Encoder, ...] = (
     _uuid,  # payment_id
     copy_binary.shared(_uuid),  # run_id
