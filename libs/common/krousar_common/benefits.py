@@ -62,8 +62,7 @@ class PaymentLine:
     explanation: str
 
 
-@dataclass(frozen=True, slots=True)
-class VulnerableCount:
+class VulnerableCount(NamedTuple):
     children: int
     elderly: int
     disability: int
@@ -181,19 +180,20 @@ class Calculator:
 
     def __init__(self, programme: ProgrammeVersion) -> None:
         self.programme = programme
-        self._keys: dict[str | date, tuple[str, date]] = {}
+        self._days: dict[str | date, date] = {}
         self._priced: dict[tuple[date, Counts], tuple[PricedLine, ...]] = {}
 
-    def calculate(self, household: HouseholdSnapshot, period_or_date: str | date) -> list[PaymentLine]:
-        key_and_day = self._keys.get(period_or_date)
-        if key_and_day is None:
-            key_and_day = self._keys[period_or_date] = self.programme.payment_key(period_or_date)
-        key, day = key_and_day
+    def priced(self, household: HouseholdSnapshot, period_or_date: str | date) -> tuple[PricedLine, ...]:
+        """The lines ``calculate`` gives the household, without the programme, key and household
+        each of them repeats: a run writes its rows from these."""
+        day = self._days.get(period_or_date)
+        if day is None:
+            day = self._days[period_or_date] = self.programme.payment_key(period_or_date)[1]
         counts = count_facts(self.programme, household, day)
         priced = self._priced.get((day, counts))
         if priced is None:
             priced = self._priced[day, counts] = price(self.programme, day, counts)
-        return _lines(self.programme, household.household_id, key, priced)
+        return priced
 
 
 def count_facts(programme: ProgrammeVersion, household: HouseholdSnapshot, day: date) -> Counts:

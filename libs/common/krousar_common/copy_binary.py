@@ -7,6 +7,7 @@ has an encoder (value → its length-prefixed field); ``encode`` lays the rows o
 those of PostgreSQL's send functions (its documentation, "COPY", "Binary Format").
 """
 
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -114,10 +115,13 @@ def encode(rows: Sequence[Sequence[Any]], types: Sequence[Encoder]) -> bytes:
     """Rows as COPY ... FROM STDIN (FORMAT binary) takes them; b"" for no row."""
     if not rows:
         return b""
-    count = struct.pack(">h", len(types))
+    width = len(types)
+    count = struct.pack(">h", width)
     parts = [_HEADER]
     for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for {width} columns: {row!r}")
         parts.append(count)
-        parts += [encoder(value) for encoder, value in zip(types, row, strict=True)]
+        parts += map(operator.call, types, row)  # each value through its column's encoder
     parts.append(_TRAILER)
     return b"".join(parts)

@@ -163,10 +163,10 @@ class Household:
             None if card is None else Card(_CARD_STATUS[card], row["card_issued_on"], row["card_valid_until"])
         )
         locations, members = orjson.loads(row["facts"])
-        self.location_history = tuple(LocationPeriod(*p) for p in locations)
-        self.members = tuple(Member(*m) for m in members)
-        # Nobody joined or left: every member is a member on every day.
-        self._always = not any([m.joined_on or m.left_on for m in self.members])
+        self.location_history = tuple([LocationPeriod(*p) for p in locations])
+        self.members = tuple([Member(*m) for m in members])
+        # Nobody joined or left (a fact's last two): every member is a member on every day.
+        self._always = not any([m[5] or m[6] for m in members])
 
     def members_on(self, day: date) -> tuple[Member, ...]:
         if self._always:

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from asyncpg.pgproto import pgproto
-from krousar_common.benefits import Calculator, PaymentLine, card_active_on
+from krousar_common.benefits import Calculator, PricedLine, card_active_on
 from krousar_common.events.households import HouseholdStatus, LocationCategory
 from krousar_common.events.payments import PaymentStatus, RunState
 from krousar_common.household_facts import Household
@@ -54,8 +54,11 @@ def excluded_reason(programme_code: str) -> str:
     return f"EXCLUDED_BY_{programme_code}"
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+# The four below are NamedTuples: a national run makes some 700,000 of each, and a frozen
+# dataclass costs several times as much to make.
+
+
+class Candidate(NamedTuple):
     """A household's latest decision for the programme, as the projection holds it: ``row`` has
     the household's columns (``krousar_common.household_facts.COLUMNS``, ``facts`` as JSON text),
     ``card_number`` and ``head_name``, and the payee (``payee_name``, ``channel``, ``account``,
@@ -67,26 +70,23 @@ class Candidate:
     row: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class LeftOut:
+class LeftOut(NamedTuple):
     household_id: UUID
     reason: str
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Payee:
+class Payee(NamedTuple):
     name: str
     channel: str
     account: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
+class Planned(NamedTuple):
     """A household the run pays: its lines (with their attempt numbers) and where it lives."""
 
     household: Household
-    lines: list[tuple[PaymentLine, int]]
+    lines: list[tuple[PricedLine, int]]
     payee: Payee
     location_category: str
 
@@ -183,7 +183,7 @@ def assess(
     if refusal is not None:
         return LeftOut(candidate.household_id, *refusal)
     try:
-        lines = calculator.calculate(household, key)  # type: ignore[arg-type]
+        lines = calculator.priced(household, key)  # type: ignore[arg-type]
     except ValueError as exc:
         return LeftOut(candidate.household_id, LeftOutReason.CALCULATION_ERROR, str(exc)[:500])
     if not lines:
@@ -228,7 +228,7 @@ def _card_detail(household: Household, day: date, number: str | None) -> str:
 
 def _plan(
     household: Household,
-    lines: list[PaymentLine],
+    lines: tuple[PricedLine, ...],
     row: Mapping[str, Any],
     category: LocationCategory,
     history: History,
